@@ -1,0 +1,90 @@
+"""The ``crackrender`` command line. Each command is a thin layer over a library function."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from crackrender.errors import CrackRenderError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Fine-grained crack segmentation and measurement for high-resolution images.")
+data_app = typer.Typer(no_args_is_help=True, help="Dataset tools: check a dataset folder, generate synthetic cracks.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+def data_check(root: Annotated[Path, typer.Argument(help="dataset folder with images/, masks/ and split lists")],
+               quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False):
+    """Validate every image/mask pair; print counts per split, sizes, crack share and every bad file."""
+    from crackrender.data.check import check_dataset
+
+    report = check_dataset(root, progress=not quiet)
+    typer.echo(report.format())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@data_app.command("synth")
+def data_synth(out: Annotated[Path, typer.Argument(help="folder to write images/, masks/, train.txt, val.txt")],
+               n: Annotated[int, typer.Option(help="number of images")] = 16,
+               width: Annotated[int, typer.Option(help="image width")] = 512,
+               height: Annotated[int, typer.Option(help="image height")] = 384,
+               seed: Annotated[int, typer.Option(help="random seed")] = 0,
+               surface: Annotated[str, typer.Option(help="concrete or asphalt")] = "concrete"):
+    """Write a synthetic crack dataset with exact masks, in the project's dataset layout."""
+    from crackrender.data.synthetic import write_synthetic_dataset
+
+    if n < 1:
+        raise CrackRenderError(f"--n must be at least 1, got {n}")
+    try:
+        root = write_synthetic_dataset(out, n, size=(width, height), seed=seed, surface=surface)
+    except ValueError as exc:
+        raise CrackRenderError(str(exc)) from None
+    typer.echo(f"wrote {n} synthetic image/mask pairs to {root}")
+
+
+@app.command("evaluate")
+def evaluate(pred: Annotated[Path, typer.Argument(help="folder of predicted masks or 8-bit probability maps")],
+             gt: Annotated[Path, typer.Argument(help="folder of ground-truth masks")],
+             json_path: Annotated[Optional[Path], typer.Option("--json", help="write the full result as JSON")] = None,
+             threshold: Annotated[float, typer.Option(help="threshold for probability maps")] = 0.5,
+             boundary_d: Annotated[Optional[int], typer.Option(help="Boundary IoU band width in px (default: 0.5% of the diagonal)")] = None,
+             quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False):
+    """Score predictions against ground truth: IoU, mIoU, F1, precision, recall, mBA, Boundary IoU, ODS/OIS."""
+    from crackrender.evaluate import evaluate_folders, format_table
+    from crackrender.io import atomic_write_json
+
+    if not 0.0 < threshold < 1.0:
+        raise CrackRenderError(f"--threshold must lie in (0, 1), got {threshold}")
+    result = evaluate_folders(pred, gt, threshold=threshold, boundary_d=boundary_d, progress=not quiet)
+    typer.echo(format_table(result))
+    if json_path is not None:
+        atomic_write_json(json_path, result)
+        typer.echo(f"wrote {json_path}")
+
+
+def main() -> None:
+    """Entry point: a user error prints one line and exits with status 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except CrackRenderError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        # usage errors from typer's bundled click arrive here in non-standalone mode
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Paired image/mask transforms built on torchvision.transforms.v2.
+
+v2 applies geometric transforms identically to an ``Image`` and a ``Mask`` in one call (masks
+with nearest interpolation) and photometric ones to the image alone, so labels stay exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+
+def to_tv_tensors(image: np.ndarray, mask: np.ndarray | None = None):
+    """(H, W, 3) uint8 and (H, W) bool arrays -> v2 ``Image`` (uint8) and ``Mask`` (uint8 0/1)."""
+    img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
+    if mask is None:
+        return img, None
+    return img, tv_tensors.Mask(torch.from_numpy(mask.astype(np.uint8))[None])
+
+
+class RandomZoom(torch.nn.Module):
+    """Resize by a random factor in ``scale`` (masks use nearest interpolation, via v2 dispatch)."""
+
+    def __init__(self, scale: tuple[float, float]):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, *inputs):
+        f = float(torch.empty(()).uniform_(*self.scale))
+        h, w = inputs[0].shape[-2:]
+        hw = [max(1, round(h * f)), max(1, round(w * f))]
+        out = tuple(v2.functional.resize(t, hw, antialias=True) for t in inputs)
+        return out if len(out) > 1 else out[0]
+
+
+class RandomRot90(torch.nn.Module):
+    """Rotate by a random multiple of 90 degrees: exact on pixels, unlike arbitrary-angle rotation."""
+
+    def forward(self, *inputs):
+        k = int(torch.randint(0, 4, ()).item())
+        out = tuple(tv_tensors.wrap(torch.rot90(t, k, dims=(-2, -1)), like=t) for t in inputs)
+        return out if len(out) > 1 else out[0]
+
+
+def train_transforms(
+    size: int = 256,
+    mode: str = "crop",
+    scale: tuple[float, float] = (0.5, 1.5),
+    jitter: float = 0.3,
+) -> v2.Compose:
+    """Training augmentation producing ``size`` x ``size`` samples.
+
+    ``mode="crop"`` keeps the native pixel scale up to a random zoom in ``scale`` and crops (thin
+    cracks survive); ``mode="resize"`` resizes the whole image, as the paper does (256x256).
+
+    Examples:
+        >>> t = train_transforms(128)
+        >>> img, mask = t(*to_tv_tensors(np.zeros((200, 300, 3), np.uint8), np.zeros((200, 300), bool)))
+        >>> tuple(img.shape), tuple(mask.shape)
+        ((3, 128, 128), (1, 128, 128))
+    """
+    if mode == "crop":
+        geometry = [
+            RandomZoom(scale) if scale != (1.0, 1.0) else v2.Identity(),
+            v2.RandomCrop(size, pad_if_needed=True),
+        ]
+    elif mode == "resize":
+        geometry = [v2.Resize((size, size), antialias=True)]
+    else:
+        raise ValueError(f"mode must be 'crop' or 'resize', got {mode!r}")
+    return v2.Compose(
+        geometry
+        + [
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            RandomRot90(),
+            v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter / 2, hue=0.02),
+            v2.RandomGrayscale(p=0.1),
+        ]
+    )
+
+
+def eval_transforms(size: int | tuple[int, int] | None = None) -> v2.Compose | None:
+    """Evaluation: native size (``None``) or a fixed resize such as the paper's 256x256."""
+    if size is None:
+        return None
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    return v2.Compose([v2.Resize(hw, antialias=True)])

@@ -1,0 +1,45 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+# Two cores here: keep torch from oversubscribing when pytest runs beside other work.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_dataset(name: str) -> Path:
+    """Path to a dataset in ../shared/data, or skip: a user's clone does not have it."""
+    root = SHARED_DATA / name
+    if not root.is_dir():
+        pytest.skip(f"{root} is absent (research-licensed data lies beside the project only on CI/dev machines)")
+    return root
+
+
+def write_pair_dataset(root: Path, masks: dict[str, np.ndarray], splits: dict[str, list[str]] | None = None,
+                       image_size_override: dict[str, tuple[int, int]] | None = None) -> Path:
+    """A tiny dataset in the project layout: image = mask drawn dark on grey, masks as 0/255 PNG."""
+    import cv2
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    for stem, mask in masks.items():
+        h, w = (image_size_override or {}).get(stem, mask.shape)
+        image = np.full((h, w, 3), 180, np.uint8)
+        if (h, w) == mask.shape:
+            image[mask] = 40
+        cv2.imwrite(str(root / "images" / f"{stem}.png"), image)
+        cv2.imwrite(str(root / "masks" / f"{stem}.png"), mask.astype(np.uint8) * 255)
+    for name, stems in (splits or {}).items():
+        (root / f"{name}.txt").write_text("\n".join(stems) + "\n")
+    return root
+
+
+def line_mask(h: int = 64, w: int = 96, row: int | None = None, thickness: int = 3) -> np.ndarray:
+    mask = np.zeros((h, w), bool)
+    r = h // 2 if row is None else row
+    mask[r - thickness // 2 : r - thickness // 2 + thickness, 5 : w - 5] = True
+    return mask
