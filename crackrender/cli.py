@@ -69,7 +69,8 @@ def evaluate(pred: Annotated[Path, typer.Argument(help="folder of predicted mask
 def main() -> None:
     """Entry point: a user error prints one line and exits with status 2, never a traceback."""
     try:
-        app(standalone_mode=False)
+        # non-standalone mode returns the code of a typer.Exit instead of raising it
+        code = app(standalone_mode=False)
     except CrackRenderError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -84,6 +85,7 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -115,9 +115,18 @@ def binarize_mask(arr: np.ndarray, name: str = "mask") -> np.ndarray:
 
     Accepted: bool; 0/255, 0/1 (8 or 16 bit, also 0/65535); a single colour on black (RGB/RGBA,
     alpha ignored). Soft or multi-valued masks raise :class:`InputError` naming the values found.
+
+    Examples:
+        >>> binarize_mask(np.array([[0, 255], [255, 0]], np.uint8)).tolist()
+        [[False, True], [True, False]]
     """
+    return _binarize(arr, name)[0]
+
+
+def _binarize(arr: np.ndarray, name: str) -> tuple[np.ndarray, str]:
+    """The mask and a word for its encoding, which ``data check`` reports."""
     if arr.dtype == np.bool_:
-        return arr if arr.ndim == 2 else arr.any(axis=2)
+        return (arr if arr.ndim == 2 else arr.any(axis=2)), "bool"
     if arr.ndim == 3:
         rgb = arr[:, :, :3] if arr.shape[2] >= 3 else arr[:, :, :1]
         colours = np.unique(rgb.reshape(-1, rgb.shape[2]), axis=0)
@@ -128,17 +137,17 @@ def binarize_mask(arr: np.ndarray, name: str = "mask") -> np.ndarray:
                 f"{name}: not a binary mask: {len(colours)} colours found ({found}{', ...' if len(colours) > 4 else ''});"
                 " expected one colour on black"
             )
-        return rgb.any(axis=2)
+        colour = "/".join(str(int(c)) for c in non_black[0]) if len(non_black) else "none"
+        return rgb.any(axis=2), f"colour {colour} on black"
     if arr.ndim != 2:
         raise InputError(f"{name}: mask must be 2-D, got shape {arr.shape}")
     values = np.unique(arr)
-    allowed = ({0, 1}, {0, 255}, {0, 65535})
-    if not any(set(values.tolist()) <= ok for ok in allowed):
-        hint = " (JPEG masks are lossy: store masks as PNG)" if name.lower().endswith((".jpg", ".jpeg")) else ""
-        raise InputError(
-            f"{name}: not a binary mask: values {_describe_values(values)}; expected 0/255, 0/1 or bool{hint}"
-        )
-    return arr > 0
+    allowed = {"0/1": {0, 1}, "0/255": {0, 255}, "0/65535": {0, 65535}}
+    for kind, ok in allowed.items():
+        if set(values.tolist()) <= ok:
+            return arr > 0, f"{arr.dtype.itemsize * 8}-bit {kind}"
+    hint = " (JPEG masks are lossy: store masks as PNG)" if name.lower().endswith((".jpg", ".jpeg")) else ""
+    raise InputError(f"{name}: not a binary mask: values {_describe_values(values)}; expected 0/255, 0/1 or bool{hint}")
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
@@ -146,15 +155,20 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 
     EXIF orientation is applied, as for images, so a mask stays aligned with its photo.
     """
+    return read_mask_with_encoding(path)[0]
+
+
+def read_mask_with_encoding(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """:func:`read_mask`, plus how the file encodes the mask (``"1-bit"``, ``"8-bit 0/255"``, ...)."""
     path = Path(path)
     img = _open_pil(path)
     if img.mode == "1":
-        return np.asarray(img, dtype=bool)
+        return np.asarray(img, dtype=bool), "1-bit"
     if img.mode in ("P", "PA"):
         img = img.convert("RGB")
     if img.mode == "I;16B":
         img = img.convert("I")
-    return binarize_mask(np.asarray(img), str(path))
+    return _binarize(np.asarray(img), str(path))
 
 
 def read_probability(path: str | os.PathLike) -> np.ndarray:

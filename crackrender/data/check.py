@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from crackrender.data.datasets import MASK_EXTENSIONS, find_file, read_split
 from crackrender.errors import InputError
-from crackrender.io import IMAGE_EXTENSIONS, list_images, read_image_array, read_mask
+from crackrender.io import IMAGE_EXTENSIONS, list_images, read_image_array, read_mask_with_encoding
 
 
 @dataclass
@@ -33,6 +33,7 @@ class CheckReport:
     splits: list[SplitReport]
     problems: list[str]  # one line per bad file or inconsistency
     unlisted: list[str]  # stems with an image and a mask that no split lists
+    encodings: Counter = field(default_factory=Counter)  # how the valid masks are stored
 
     @property
     def ok(self) -> bool:
@@ -51,6 +52,8 @@ class CheckReport:
         total_listed = sum(s.listed for s in self.splits)
         lines.append(f"  {'total':<10}{total_listed:>8}{total_valid:>8}")
         lines.append(f"{total_valid} valid pairs")
+        if self.encodings:
+            lines.append("masks: " + ", ".join(f"{k}: {n}" for k, n in self.encodings.most_common()))
         if self.unlisted:
             lines.append(f"  {len(self.unlisted)} pairs not listed in any split (e.g. {self.unlisted[0]})")
         if self.problems:
@@ -61,16 +64,16 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def check_pair(image_path: Path, mask_path: Path) -> tuple[tuple[int, int], float]:
-    """Validate one pair; return its (width, height) and crack-pixel share, or raise InputError."""
+def check_pair(image_path: Path, mask_path: Path) -> tuple[tuple[int, int], float, str]:
+    """Validate one pair; return its (width, height), crack-pixel share and mask encoding, or raise."""
     image = read_image_array(image_path)
-    mask = read_mask(mask_path)
+    mask, encoding = read_mask_with_encoding(mask_path)
     if image.shape[:2] != mask.shape:
         raise InputError(
             f"{mask_path}: size {mask.shape[1]}x{mask.shape[0]} differs from image "
             f"{image_path.name} {image.shape[1]}x{image.shape[0]}"
         )
-    return (mask.shape[1], mask.shape[0]), float(mask.mean())
+    return (mask.shape[1], mask.shape[0]), float(mask.mean()), encoding
 
 
 def check_dataset(root: str | Path, progress: bool = True) -> CheckReport:
@@ -102,6 +105,7 @@ def check_dataset(root: str | Path, progress: bool = True) -> CheckReport:
             seen.setdefault(stem, name)
 
     reports = []
+    encodings: Counter = Counter()
     checked: dict[str, tuple | None] = {}
     total = sum(len(s) for s in split_stems.values())
     bar = tqdm(total=total, desc="checking", unit="pair", disable=not progress, leave=False)
@@ -119,13 +123,14 @@ def check_dataset(root: str | Path, progress: bool = True) -> CheckReport:
                     continue
                 try:
                     checked[stem] = check_pair(image_path, mask_path)
+                    encodings[checked[stem][2]] += 1
                 except InputError as exc:
                     problems.append(str(exc))
                     checked[stem] = None
             result = checked[stem]
             if result is None:
                 continue
-            size, share = result
+            size, share, _ = result
             rep.valid += 1
             rep.sizes[size] += 1
             rep.crack_share_sum += share
@@ -134,4 +139,4 @@ def check_dataset(root: str | Path, progress: bool = True) -> CheckReport:
     bar.close()
     listed = set(seen) if split_names else set(images)
     unlisted = sorted((set(images) & set(masks)) - listed)
-    return CheckReport(root, reports, problems, unlisted)
+    return CheckReport(root, reports, problems, unlisted, encodings)

@@ -1,0 +1,299 @@
+"""Procedural crack images with exact ground-truth masks, for tests and demos.
+
+The background is built at reduced resolution (value noise, aggregate speckles,
+an illumination gradient, stains) and upscaled once, so even 8192x6144 scenes
+take a few seconds and well under 1 GB.  Cracks are rasterised exactly (pixel
+centre within half the local width of the centre line) into a label image; the
+mask is ``label > 0`` and only those pixels are darkened, so ``mask`` is the
+precise set of changed pixels and ground-truth widths match the mask.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping, Sequence
+
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+__all__ = ["CrackSpec", "SyntheticSample", "render_crack_scene", "crack_free_scene", "write_synthetic_dataset"]
+
+# surface -> (base grey, low-frequency amplitude, grain std, aggregate contrast, RGB tint)
+_SURFACES = {
+    "concrete": (165.0, 14.0, 5.0, 22.0, (1.02, 1.0, 0.96)),
+    "asphalt": (105.0, 8.0, 7.0, 38.0, (0.97, 0.99, 1.03)),
+}
+_MIN_SIZE, _MAX_SIZE = 16, 16384
+_MIN_W, _MAX_W = 0.5, 64.0
+# Darkening depth at the crack edge and the extra depth at the centre line (soft shading inside the mask only).
+_EDGE_DEPTH, _CORE_DEPTH = 0.40, 0.28
+_DEFAULT_SPLITS = MappingProxyType({"train": 0.8, "val": 0.2})
+
+
+def _check_width(w: float) -> None:
+    if not (_MIN_W <= float(w) <= _MAX_W):
+        raise ValueError(f"crack width must be in [{_MIN_W}, {_MAX_W}] px, got {w}")
+
+
+@dataclass(frozen=True)
+class CrackSpec:
+    """One crack; all lengths in pixels (``width`` is the maximum width)."""
+
+    width: float
+    length: float
+    curvature: float = 0.3
+    branches: int = 0
+    taper: bool = True
+
+    def __post_init__(self) -> None:
+        _check_width(self.width)
+        if not self.length > 0 or self.curvature < 0 or self.branches < 0:
+            raise ValueError(f"invalid CrackSpec: need length > 0, curvature >= 0, branches >= 0, got {self}")
+
+
+@dataclass
+class SyntheticSample:
+    """A rendered scene: RGB uint8 ``image``, bool ``mask`` and ground-truth crack geometry."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    cracks: list[dict]
+
+
+def _background(w: int, h: int, surface: str, rng: np.random.Generator) -> np.ndarray:
+    """Grey uint8 background; everything is synthesised at <= half resolution (speed/memory)."""
+    base, amp, grain, agg, _ = _SURFACES[surface]
+    lw, lh = max(8, w // 16), max(8, h // 16)
+    low = np.zeros((lh, lw), np.float32)
+    for octave in range(5):  # multi-octave value noise, coarse to fine
+        cells = 2 ** (octave + 1)
+        grid = rng.random((cells + 1, cells + 1), dtype=np.float32) - 0.5
+        low += cv2.resize(grid, (lw, lh), interpolation=cv2.INTER_CUBIC) * (amp * 0.6 ** octave)
+    yy, xx = np.mgrid[0:lh, 0:lw].astype(np.float32)
+    ang = rng.uniform(0, 2 * np.pi)  # gentle illumination gradient
+    low += (np.cos(ang) * (xx / lw - 0.5) + np.sin(ang) * (yy / lh - 0.5)) * rng.uniform(8, 25)
+    for _ in range(rng.integers(0, 3)):  # optional damp stains: soft dark ellipses
+        cx, cy = rng.uniform(0, lw), rng.uniform(0, lh)
+        sx, sy = rng.uniform(0.05, 0.25, 2) * max(lw, lh)
+        low -= rng.uniform(6, 16) * np.exp(-(((xx - cx) / sx) ** 2 + ((yy - cy) / sy) ** 2))
+    hw, hh = max(8, w // 2), max(8, h // 2)
+    mid = cv2.resize(low, (hw, hh), interpolation=cv2.INTER_LINEAR)
+    mid += rng.standard_normal((hh, hw), dtype=np.float32) * grain + base
+    # Aggregate speckles at quarter resolution -> blobs a few px wide after upscaling.
+    u = rng.random((max(4, hh // 2), max(4, hw // 2)), dtype=np.float32)
+    spots = np.where(u > 0.975, agg, 0.0).astype(np.float32) - np.where(u < 0.012, 0.8 * agg, 0.0).astype(np.float32)
+    mid += cv2.resize(spots, (hw, hh), interpolation=cv2.INTER_CUBIC)
+    mid8 = np.clip(mid + 0.5, 0, 255).astype(np.uint8)
+    return cv2.resize(mid8, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _walk(length: float, curvature: float, width: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Centre line from origin: random walk whose direction changes are smoothed noise.
+
+    Returns the (N, 2) points and the per-point heading deviation (radians).
+    """
+    n = max(2, int(np.ceil(length / 3.0)))
+    ds = length / n
+    heading = np.zeros(n)
+    if curvature > 0 and n > 4:
+        # Long-wavelength wander, medium bends and step-scale jags (real cracks are jagged);
+        # each normalised to unit std so ``curvature`` is roughly the heading deviation in radians.
+        for scale, weight in ((max(2.0, n / 6), 1.0), (max(1.0, (3 * width + 8) / ds), 0.5), (0.7, 0.35)):
+            s = gaussian_filter1d(rng.standard_normal(n), scale, mode="reflect")
+            heading += weight * s / (s.std() + 1e-9)
+        heading *= curvature
+    steps = np.stack([np.cos(heading), np.sin(heading)], 1) * ds
+    pts = np.vstack([[0.0, 0.0], np.cumsum(steps, 0)])
+    return pts, np.append(heading, heading[-1])
+
+
+def _rotate(pts: np.ndarray, ang: float) -> np.ndarray:
+    c, s = np.cos(ang), np.sin(ang)
+    return pts @ np.array([[c, s], [-s, c]])
+
+
+def _draw(label: np.ndarray, pts: np.ndarray, widths: np.ndarray, touched: list) -> None:
+    """Rasterise a variable-width polyline exactly: a pixel is a crack pixel iff its centre
+    lies within half the local width of the centre line (so area / length == width).
+
+    ``label`` gets 1..255 = soft shading from edge to centre line (max over segments).
+    Vectorised over chunks of segments, each with a small window around it; flat indices of
+    drawn pixels are appended to ``touched`` (avoids scanning the whole image later).
+    """
+    h, w = label.shape
+    p0, p1, r0, r1 = pts[:-1], pts[1:], widths[:-1] / 2, widths[1:] / 2
+    rmax = np.maximum(r0, r1)[:, None]
+    lo = np.floor(np.minimum(p0, p1) - rmax).astype(np.int64)
+    hi = np.ceil(np.maximum(p0, p1) + rmax).astype(np.int64)
+    keep = np.flatnonzero((hi[:, 0] >= 0) & (lo[:, 0] < w) & (hi[:, 1] >= 0) & (lo[:, 1] < h))
+    if not len(keep):
+        return
+    k = int((hi - lo)[keep].max()) + 1
+    off = np.arange(k)
+    flat = label.reshape(-1)
+    for c in range(0, len(keep), max(1, 1_000_000 // (k * k))):
+        i = keep[c:c + max(1, 1_000_000 // (k * k))]
+        x = (lo[i, 0, None, None] + off[None, None, :]).astype(np.float64)  # (n, 1, k)
+        y = (lo[i, 1, None, None] + off[None, :, None]).astype(np.float64)  # (n, k, 1)
+        ax, ay = p0[i, 0, None, None], p0[i, 1, None, None]
+        dx, dy = (p1[i, 0] - p0[i, 0])[:, None, None], (p1[i, 1] - p0[i, 1])[:, None, None]
+        t = np.clip(((x - ax) * dx + (y - ay) * dy) / np.maximum(dx * dx + dy * dy, 1e-12), 0, 1)
+        dist = np.hypot(x - ax - t * dx, y - ay - t * dy)
+        r = r0[i, None, None] + (r1 - r0)[i, None, None] * t
+        inside = (dist <= r) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        n_, yy, xx = np.nonzero(inside)
+        shade = 1 + np.round(254 * (1 - dist[n_, yy, xx] / np.maximum(r[n_, yy, xx], 1e-6)))
+        idx = (lo[i[n_], 1] + yy) * w + lo[i[n_], 0] + xx
+        np.maximum.at(flat, idx, shade.astype(np.uint8))
+        touched.append(idx)
+
+
+def _crack(spec: CrackSpec, w: int, h: int, label: np.ndarray, touched: list, rng: np.random.Generator) -> dict:
+    """Generate, place and draw one crack with its branches; returns its ground-truth geometry."""
+    pts, dev = _walk(spec.length, spec.curvature, spec.width, rng)
+    theta = rng.uniform(0, 2 * np.pi)
+    pts = _rotate(pts, theta)
+    t = np.linspace(0, 1, len(pts))
+    widths = np.full(len(pts), float(spec.width))
+    if spec.taper:  # thin ends, slightly irregular width along the crack
+        wobble = gaussian_filter1d(rng.standard_normal(len(pts)), 5, mode="reflect")
+        wobble = 1 + 0.1 * wobble / (wobble.std() + 1e-9)
+        widths = spec.width * (0.25 + 0.75 * np.sin(np.pi * t) ** 0.6) * np.clip(wobble, 0.75, 1.15)
+        widths = np.maximum(widths, min(1.0, spec.width))  # below 1 px a crack breaks into dots
+    # Place so the crack fits inside the image when it can; otherwise it spans across.
+    pad = spec.width
+    for k, size in ((0, w), (1, h)):
+        lo, hi = pad - pts[:, k].min(), size - pad - pts[:, k].max()
+        pts[:, k] += rng.uniform(min(lo, hi), max(lo, hi))
+    _draw(label, pts, widths, touched)
+    branches = []
+    for _ in range(spec.branches):
+        i = int(rng.integers(int(0.2 * len(pts)), max(int(0.2 * len(pts)) + 1, int(0.8 * len(pts)))))
+        bw = max(min(1.0, spec.width), widths[i] * rng.uniform(0.4, 0.7))
+        bpts, _ = _walk(spec.length * rng.uniform(0.2, 0.5), spec.curvature, bw, rng)
+        leave = np.deg2rad(rng.uniform(20, 70)) * rng.choice([-1, 1])
+        bpts = _rotate(bpts, theta + dev[i] + leave) + pts[i]
+        bwid = np.maximum(bw * np.linspace(1.0, 0.3, len(bpts)), min(1.0, bw))
+        _draw(label, bpts, bwid, touched)
+        branches.append({"width": bw, "length": float(np.linalg.norm(np.diff(bpts, axis=0), axis=1).sum()),
+                         "polyline": bpts, "widths": bwid})
+    return {"width": float(spec.width), "length": float(spec.length), "curvature": float(spec.curvature),
+            "polyline": pts, "widths": widths, "branches": branches}
+
+
+def render_crack_scene(width: int, height: int, cracks: Sequence[CrackSpec] | None = None, *, seed: int = 0,
+                       surface: str = "concrete", n_cracks: int | None = None,
+                       width_range: tuple[float, float] = (1.0, 8.0)) -> SyntheticSample:
+    """Render a concrete/asphalt scene with cracks; identical output for identical arguments.
+
+    ``cracks=None`` draws ``n_cracks`` random specs (default 1-3, more for larger images)
+    with widths from ``width_range`` and lengths of 30-90% of the image diagonal.
+    Crack polylines are in (x, y) pixel coordinates and may extend past the border.
+
+    Examples:
+        >>> s = render_crack_scene(256, 192, [CrackSpec(width=4, length=150)], seed=1)
+        >>> s.image.shape, s.mask.shape, bool(s.mask.any())
+        ((192, 256, 3), (192, 256), True)
+    """
+    if surface not in _SURFACES:
+        raise ValueError(f"unknown surface {surface!r}; expected one of {sorted(_SURFACES)}")
+    if not (_MIN_SIZE <= int(width) <= _MAX_SIZE and _MIN_SIZE <= int(height) <= _MAX_SIZE):
+        raise ValueError(f"image size must be in [{_MIN_SIZE}, {_MAX_SIZE}] px per side, got {width}x{height}")
+    w, h = int(width), int(height)
+    rng = np.random.default_rng(seed)
+    grey = _background(w, h, surface, rng)
+    if cracks is None:
+        lo, hi = map(float, width_range)
+        _check_width(lo)
+        _check_width(hi)
+        if lo > hi:
+            raise ValueError(f"width_range must be (low, high) with low <= high, got {width_range}")
+        diag = float(np.hypot(w, h))
+        if n_cracks is None:
+            n_cracks = int(rng.integers(1, 2 + (diag >= 512) + (diag >= 2048)))
+        if n_cracks < 0:
+            raise ValueError(f"n_cracks must be >= 0, got {n_cracks}")
+        cracks = [CrackSpec(width=float(rng.uniform(lo, hi)), length=float(rng.uniform(0.3, 0.9) * diag),
+                            curvature=float(rng.uniform(0.1, 0.6)), branches=int(rng.integers(0, 3)))
+                  for _ in range(n_cracks)]
+    label = np.zeros((h, w), np.uint8)
+    touched: list[np.ndarray] = []
+    geometry = [_crack(spec, w, h, label, touched, rng) for spec in cracks]
+    if touched:
+        # Darken exactly the mask: depth grows towards the centre line, per-scene strength, per-pixel jitter.
+        idx = np.unique(np.concatenate(touched))
+        flat_grey, flat_label = grey.reshape(-1), label.reshape(-1)
+        depth = _EDGE_DEPTH + _CORE_DEPTH / 254 * (flat_label[idx] - 1.0)
+        depth *= rng.uniform(0.85, 1.05) * rng.uniform(0.9, 1.0, len(idx))
+        flat_grey[idx] = np.clip(flat_grey[idx] * (1 - np.minimum(depth, 0.8)), 0, 255).astype(np.uint8)
+    tint = _SURFACES[surface][4]
+    lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * np.float32(tint), 0, 255).astype(np.uint8)
+    image = cv2.merge([cv2.LUT(grey, np.ascontiguousarray(lut[:, c])) for c in range(3)])  # per-channel tint
+    return SyntheticSample(image=image, mask=label > 0, cracks=geometry)
+
+
+def crack_free_scene(width: int, height: int, *, seed: int = 0, surface: str = "concrete") -> SyntheticSample:
+    """A background-only scene with an empty mask.
+
+    Examples:
+        >>> bool(crack_free_scene(64, 64, seed=3).mask.any())
+        False
+    """
+    return render_crack_scene(width, height, [], seed=seed, surface=surface)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_synthetic_dataset(root: str | os.PathLike, n: int, *, size: tuple[int, int] = (256, 256), seed: int = 0,
+                            splits: Mapping[str, float] = _DEFAULT_SPLITS, **scene_kwargs) -> Path:
+    """Write ``n`` scenes as ``images/<stem>.jpg``, ``masks/<stem>.png`` (0/255) and ``<split>.txt``.
+
+    ``size`` is (width, height); ``scene_kwargs`` go to :func:`render_crack_scene`.
+    Stems are ``syn_00000``...; splits are a random partition with the given fractions.
+
+    Examples:
+        >>> import tempfile
+        >>> root = write_synthetic_dataset(tempfile.mkdtemp(), 5, size=(64, 64))
+        >>> sorted(p.name for p in root.glob("*.txt"))
+        ['train.txt', 'val.txt']
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not splits or any(f <= 0 for f in splits.values()):
+        raise ValueError(f"splits must map split names to positive fractions, got {dict(splits)}")
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    stems = [f"syn_{i:05d}" for i in range(n)]
+    for i, stem in enumerate(stems):
+        sub_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        s = render_crack_scene(size[0], size[1], seed=sub_seed, **scene_kwargs)
+        ok1, jpg = cv2.imencode(".jpg", s.image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])  # cv2 wants BGR
+        ok2, png = cv2.imencode(".png", s.mask.astype(np.uint8) * 255)
+        if not (ok1 and ok2):
+            raise RuntimeError(f"failed to encode sample {stem}")
+        _atomic_write(root / "images" / f"{stem}.jpg", jpg.tobytes())
+        _atomic_write(root / "masks" / f"{stem}.png", png.tobytes())
+    # Cumulative rounding so the splits are disjoint and cover every stem.
+    frac = np.array(list(splits.values()), float)
+    bounds = np.round(np.cumsum(frac) / frac.sum() * n).astype(int)
+    order = np.random.default_rng(seed).permutation(n)
+    start = 0
+    for name, end in zip(splits, bounds):
+        chosen = sorted(stems[j] for j in order[start:end])
+        _atomic_write(root / f"{name}.txt", "".join(f"{s}\n" for s in chosen).encode())
+        start = end
+    return root

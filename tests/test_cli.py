@@ -1,0 +1,68 @@
+"""The command line as a user runs it: exit codes, one-line errors, files written."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from conftest import line_mask, shared_dataset, write_pair_dataset
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "crackrender.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_data_check_real_deepcrack537_reports_537_pairs():
+    root = shared_dataset("deepcrack537")
+    res = run("data", "check", root, "-q")
+    assert res.returncode == 0, res.stderr
+    assert "537 valid pairs" in res.stdout and "all pairs valid" in res.stdout
+
+
+def test_data_check_lists_every_bad_file(tmp_path):
+    masks = {f"s{i}": line_mask() for i in range(5)}
+    root = write_pair_dataset(tmp_path / "d", masks, {"train": ["s0", "s1", "s2", "s3"], "val": ["s4", "ghost"]},
+                              image_size_override={"s1": (60, 96)})
+    Image.fromarray(np.array([[0, 7], [255, 0]], np.uint8)).save(root / "masks" / "s2.png")  # soft mask
+    (root / "images" / "s3.png").write_bytes((root / "images" / "s3.png").read_bytes()[:60])  # truncated
+    (root / "images" / "orphan.png").write_bytes((root / "images" / "s0.png").read_bytes())  # no mask
+    res = run("data", "check", root, "-q")
+    assert res.returncode == 1
+    out = res.stdout
+    assert "2 valid pairs" in out
+    for needle in ("s1.png: size 96x64 differs from image s1.png 96x60", "s2.png: not a binary mask",
+                   "s3.png: unreadable or truncated", "orphan.png: no mask", "'ghost' has no image"):
+        assert needle in out, needle
+
+
+def test_data_check_bad_folder_is_one_line_error(tmp_path):
+    res = run("data", "check", tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and res.stderr.startswith("error:")
+
+
+def test_synth_then_evaluate_self_gives_perfect_scores(tmp_path):
+    assert run("data", "synth", tmp_path / "syn", "--n", "4", "--width", "160", "--height", "120").returncode == 0
+    assert run("data", "check", tmp_path / "syn", "-q").returncode == 0
+    out = tmp_path / "eval.json"
+    res = run("evaluate", tmp_path / "syn" / "masks", tmp_path / "syn" / "masks", "--json", out, "-q")
+    assert res.returncode == 0, res.stderr
+    result = json.loads(out.read_text())
+    for key in ("iou", "miou", "mba"):
+        assert result["summary"][key]["per_image_mean"] == 1.0, key
+    assert result["summary"]["iou"]["aggregate"] == 1.0
+
+
+def test_evaluate_error_keeps_existing_json(tmp_path):
+    gt = write_pair_dataset(tmp_path / "gt", {"a": line_mask()}) / "masks"
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(pred / "a.png")  # wrong size
+    out = tmp_path / "eval.json"
+    out.write_text('{"kept": true}')
+    res = run("evaluate", pred, gt, "--json", out, "-q")
+    assert res.returncode == 2 and "a.png" in res.stderr and res.stderr.count("\n") == 1
+    assert json.loads(out.read_text()) == {"kept": True}
