@@ -66,6 +66,41 @@ def evaluate(pred: Annotated[Path, typer.Argument(help="folder of predicted mask
         typer.echo(f"wrote {json_path}")
 
 
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise CrackRenderError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+@app.command("quantify")
+def quantify(masks: Annotated[list[Path], typer.Argument(help="binary crack masks: files and/or folders")],
+             out: Annotated[Path, typer.Option("--out", help="folder for the reports")],
+             image: Annotated[Optional[Path], typer.Option(help="the photo for one mask, or a folder of photos matched by stem")] = None,
+             gsd: Annotated[Optional[float], typer.Option(help="ground sampling distance, mm per pixel")] = None,
+             focal_mm: Annotated[Optional[float], typer.Option(help="camera focal length, mm (with --pixel-um and --distance-mm)")] = None,
+             pixel_um: Annotated[Optional[float], typer.Option(help="sensor pixel pitch, micrometres")] = None,
+             distance_mm: Annotated[Optional[float], typer.Option(help="distance from camera to surface, mm")] = None,
+             axis_deg: Annotated[float, typer.Option(help="member axis angle in degrees from image x (for longitudinal/transverse)")] = 0.0,
+             width_bins: Annotated[str, typer.Option(help="width class limits in mm, comma-separated")] = "0.1,0.2,0.3",
+             min_length: Annotated[float, typer.Option(help="ignore cracks shorter than this, px")] = 10.0,
+             quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False):
+    """Measure cracks in binary masks: length, width profile, orientation, width classes; JSON, CSV, GeoJSON, overlay, HTML."""
+    from crackrender.quantify import run_quantify
+
+    camera = None
+    if any(v is not None for v in (focal_mm, pixel_um, distance_mm)):
+        camera = (focal_mm, pixel_um, distance_mm)
+    results = run_quantify(masks, out, image=image, gsd=gsd, camera=camera, member_axis_deg=axis_deg,
+                           width_bins_mm=_float_list(width_bins), min_length_px=min_length, progress=not quiet)
+    for stem, result in results.items():
+        s = result.summary()
+        unit = s["units"]
+        typer.echo(f"{stem}: {s['count']} crack(s), {s['branches']} branch(es), total length {s['total_length']:.1f} {unit}, "
+                   f"max width {s['max_width']:.2f} {unit}, {s['below_resolution']} below resolution")
+    typer.echo(f"wrote reports to {out}")
+
+
 def main() -> None:
     """Entry point: a user error prints one line and exits with status 2, never a traceback."""
     try:

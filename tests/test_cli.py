@@ -66,3 +66,24 @@ def test_evaluate_error_keeps_existing_json(tmp_path):
     res = run("evaluate", pred, gt, "--json", out, "-q")
     assert res.returncode == 2 and "a.png" in res.stderr and res.stderr.count("\n") == 1
     assert json.loads(out.read_text()) == {"kept": True}
+
+
+def test_quantify_command_writes_reports_and_keeps_them_on_error(tmp_path):
+    assert run("data", "synth", tmp_path / "syn", "--n", "2", "--width", "200", "--height", "150").returncode == 0
+    out = tmp_path / "report"
+    res = run("quantify", tmp_path / "syn" / "masks", "--image", tmp_path / "syn" / "images", "--gsd", "0.1",
+              "--out", out, "-q")
+    assert res.returncode == 0, res.stderr
+    assert "syn_00000:" in res.stdout and " mm" in res.stdout
+    for name in ("syn_00000.json", "syn_00000_cracks.csv", "syn_00000.geojson", "syn_00000_overlay.png",
+                 "syn_00000_report.html", "summary.html", "summary.json"):
+        assert (out / name).is_file(), name
+    data = json.loads((out / "syn_00000.json").read_text())
+    assert data["summary"]["count"] >= 1 and data["summary"]["units"] == "mm"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for bad in (["--gsd", "-1"], ["--focal-mm", "8"]):  # invalid scale: nothing may be touched
+        res = run("quantify", tmp_path / "syn" / "masks", *bad, "--out", out, "-q")
+        assert res.returncode == 2 and res.stderr.startswith("error:") and res.stderr.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    res = run("quantify", tmp_path / "syn" / "images", "--out", tmp_path / "r2", "-q")  # photos are not masks
+    assert res.returncode == 2 and "not a binary mask" in res.stderr

@@ -1,0 +1,169 @@
+"""``run_quantify``: masks (files or folders) in, one report per mask and a summary out.
+
+All inputs are checked before the first file is written (masks readable and binary, images
+found and of the same size, GSD valid), so a bad input costs nothing and leaves earlier
+outputs untouched; every file is then written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from crackrender.errors import InputError
+from crackrender.io import IMAGE_EXTENSIONS, atomic_write_bytes, list_images, read_image, read_mask
+from crackrender.quantify.core import quantify_mask
+from crackrender.quantify.html import summary_html
+from crackrender.quantify.report import write_report
+from crackrender.quantify.result import QuantResult
+from crackrender.quantify.units import DEFAULT_WIDTH_BINS_MM, Camera, check_bins, resolve_gsd
+
+
+def _camera(camera) -> Camera | None:
+    if camera is None or isinstance(camera, Camera):
+        return camera
+    if isinstance(camera, Mapping):
+        return Camera(**camera)
+    if isinstance(camera, Sequence) and len(camera) == 3:
+        return Camera(*camera)
+    raise InputError(f"camera must be (focal_mm, pixel_um, distance_mm), got {camera!r}")
+
+
+def collect_masks(mask_paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Mask files from files and folders (a folder's images, sorted); unique stems required.
+
+    Examples:
+        >>> collect_masks([])
+        Traceback (most recent call last):
+        ...
+        crackrender.errors.InputError: no mask given
+    """
+    if isinstance(mask_paths, (str, os.PathLike)):
+        mask_paths = [mask_paths]
+    masks: list[Path] = []
+    for p in map(Path, mask_paths):
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise InputError(f"{p}: no mask images in folder (looked for {', '.join(IMAGE_EXTENSIONS)})")
+            masks += found
+        elif p.is_file():
+            masks.append(p)
+        else:
+            raise InputError(f"{p}: file not found")
+    if not masks:
+        raise InputError("no mask given")
+    seen: dict[str, Path] = {}
+    for m in masks:
+        if m.stem in seen:
+            raise InputError(f"two masks named {m.stem!r} ({seen[m.stem]}, {m}): their reports would collide")
+        seen[m.stem] = m
+    return masks
+
+
+def match_images(masks: list[Path], image: str | os.PathLike | None) -> list[Path | None]:
+    """The image for each mask: none, the one file given (one mask only), or by stem from a folder."""
+    if image is None:
+        return [None] * len(masks)
+    image = Path(image)
+    if image.is_file():
+        if len(masks) != 1:
+            raise InputError(f"{image}: one image given for {len(masks)} masks; "
+                             "give a folder of images matched by name")
+        return [image]
+    if not image.is_dir():
+        raise InputError(f"{image}: file not found")
+    by_stem: dict[str, Path] = {}
+    for p in list_images(image):
+        by_stem.setdefault(p.stem, p)
+    missing = [m.stem for m in masks if m.stem not in by_stem]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise InputError(f"{image}: no image named {missing[0]!r}{more} to match the mask")
+    return [by_stem[m.stem] for m in masks]
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(height, width) after EXIF rotation, from the header only."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"{path}: unreadable image ({exc})") from None
+    return (w, h) if turned else (h, w)
+
+
+def run_quantify(mask_paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
+                 image: str | os.PathLike | None = None, gsd: float | None = None, camera=None,
+                 member_axis_deg: float = 0.0, width_bins_mm=DEFAULT_WIDTH_BINS_MM, min_length_px: float = 10.0,
+                 progress: bool = True) -> dict[str, QuantResult]:
+    """Measure each mask and write its report into ``out_dir``; with several masks also
+    ``summary.json`` and ``summary.html``. Returns the results by mask stem.
+
+    Args:
+        mask_paths: mask files and/or folders of masks.
+        image: the photo for a single mask, or a folder of photos matched to masks by stem.
+        gsd: millimetres per pixel, or ``camera`` = ``Camera(focal_mm, pixel_um, distance_mm)``
+            (a 3-tuple or a dict also do) to compute it. Neither: results in pixels.
+        member_axis_deg, width_bins_mm, min_length_px: as in :func:`quantify_mask`.
+
+    Examples:
+        >>> run_quantify(["masks/"], "out/", image="images/", gsd=0.1)  # doctest: +SKIP
+    """
+    g = resolve_gsd(gsd, _camera(camera))
+    bins = check_bins(width_bins_mm)
+    masks = collect_masks(mask_paths)
+    images = match_images(masks, image)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    for m, im in zip(masks, images):  # check everything before writing anything
+        shape = read_mask(m).shape
+        if im is not None and _image_size(im) != shape:
+            h, w = _image_size(im)
+            raise InputError(f"{im}: image is {w}x{h} but mask {m.name} is {shape[1]}x{shape[0]}")
+
+    from tqdm import tqdm
+
+    results: dict[str, QuantResult] = {}
+    for m, im in tqdm(list(zip(masks, images)), desc="quantify", unit="mask", disable=not progress):
+        mask = read_mask(m)
+        r = quantify_mask(mask, gsd=g, member_axis_deg=member_axis_deg, width_bins_mm=bins,
+                          min_length_px=min_length_px)
+        write_report(r, out, m.stem, image=None if im is None else read_image(im))
+        results[m.stem] = r
+    if len(results) > 1:
+        write_summary(results, out, {m.stem: (m, im) for m, im in zip(masks, images)})
+    return results
+
+
+def write_summary(results: dict[str, QuantResult], out_dir: str | os.PathLike,
+                  sources: dict[str, tuple[Path, Path | None]] | None = None) -> None:
+    """``summary.json`` (per-image summaries and totals) and ``summary.html`` in ``out_dir``."""
+    first = next(iter(results.values()))
+    scale = first.scale
+    cracks = [c for r in results.values() for c in r.cracks]
+    images = []
+    for stem, r in results.items():
+        entry = {"stem": stem, "report": f"{stem}_report.html", **r.summary()}
+        if sources and stem in sources:
+            entry["mask"] = str(sources[stem][0])
+            entry["image"] = None if sources[stem][1] is None else str(sources[stem][1])
+        images.append(entry)
+    data = {
+        "units": first.units, "resolution": first.resolution(),
+        "width_bins_mm": list(first.width_bins_mm) if first.gsd_mm else None,
+        "totals": {"images": len(results), "cracks": len(cracks),
+                   "total_length": round(sum(c.length_px for c in cracks) * scale, 4),
+                   "max_width": round(max((c.max_width_px for c in cracks), default=0.0) * scale, 4),
+                   "below_resolution": sum(c.below_resolution for c in cracks)},
+        "images": images,
+    }
+    page = summary_html(list(results.items())).encode()
+    atomic_write_bytes(Path(out_dir) / "summary.json", (json.dumps(data, indent=1) + "\n").encode())
+    atomic_write_bytes(Path(out_dir) / "summary.html", page)

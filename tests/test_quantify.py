@@ -1,0 +1,350 @@
+"""Crack quantification: accuracy on masks of exact geometry, units and classes, reports, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from crackrender.errors import InputError
+from crackrender.quantify import Camera, quantify_mask, run_quantify, write_report
+from crackrender.quantify import shapes
+
+WIDTHS = (2, 3, 5, 8, 12, 20)
+ANGLES = (0, 15, 30, 45, 60, 75, 90)
+REPORT_FILES = ("{s}.json", "{s}_cracks.csv", "{s}_branches.csv", "{s}.geojson", "{s}_overlay.png", "{s}_report.html")
+
+
+def total_length(r) -> float:
+    return sum(c.length_px for c in r.cracks)
+
+
+# ------------------------------------------------------------------ accuracy on exact geometry
+# Widths are compared with the width the mask really has (area / true length): at 45 degrees pixel
+# centres lie on diagonals 0.71 px apart, so e.g. a "3 px" band rasterises to 3.54 px.
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("angle", ANGLES)
+def test_straight_crack(width, angle):
+    mask, truth = shapes.straight(width, 300, angle)
+    r = quantify_mask(mask)
+    assert len(r.cracks) == 1 and len(r.cracks[0].branches) == 1
+    c = r.cracks[0]
+    digital = mask.sum() / truth["length"]
+    assert abs(digital - width) < 0.6  # the rasterisation itself
+    assert abs(c.length_px - truth["length"]) <= 0.02 * truth["length"]
+    assert abs(c.mean_width_px - digital) <= 0.5
+    assert abs(c.max_width_px - digital) <= 0.5
+    assert abs(c.p90_width_px - digital) <= 0.5
+    d = abs(c.orientation_deg - angle) % 180
+    assert min(d, 180 - d) < 1.0
+    assert c.area_px == mask.sum()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_arc(width):
+    mask, truth = shapes.arc(width, radius=150, sweep_deg=120)
+    r = quantify_mask(mask)
+    c = r.cracks[0]
+    assert len(r.cracks) == 1 and len(c.branches) == 1
+    digital = mask.sum() / truth["length"]
+    assert abs(c.length_px - truth["length"]) <= 0.02 * truth["length"]
+    assert abs(c.mean_width_px - digital) <= 0.5
+    assert abs(c.max_width_px - digital) <= 0.5
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_tapered(width):
+    mask, truth = shapes.tapered(width, 300, 20)
+    c = quantify_mask(mask).cracks[0]
+    assert abs(c.length_px - truth["length"]) <= 0.02 * truth["length"]
+    assert abs(c.max_width_px - truth["width"]) <= 0.5
+    assert abs(c.mean_width_px - truth["mean_width"]) <= 0.5
+    assert c.p90_width_px < c.max_width_px
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_branching_y(width):
+    mask, truth = shapes.branching(width, arm=150, fork_deg=35)
+    r = quantify_mask(mask)
+    assert len(r.cracks) == 1
+    c = r.cracks[0]
+    assert len(c.branches) == 3
+    assert sorted(b.free_ends for b in c.branches) == [1, 1, 1]
+    assert abs(total_length(r) - truth["length"]) <= 0.02 * truth["length"]
+    assert abs(sum(b.length_px for b in c.branches) - c.length_px) < 1e-6
+    assert abs(c.mean_width_px - width) <= 0.5
+    assert abs(c.max_width_px - width) <= 0.5
+    assert [b.id for b in c.branches] == [1, 2, 3] and all(b.crack_id == 1 for b in c.branches)
+
+
+def test_closed_ring():
+    size, radius = 200, 70
+    yy, xx = np.mgrid[0:size, 0:size]
+    rr = np.hypot(xx - 99.5, yy - 99.5)
+    mask = np.abs(rr - radius) <= 3
+    c = quantify_mask(mask).cracks[0]
+    assert len(c.branches) == 1 and c.branches[0].free_ends == 0
+    assert abs(c.length_px - 2 * np.pi * radius) <= 0.02 * 2 * np.pi * radius
+    assert abs(c.mean_width_px - 6) <= 0.5
+
+
+def test_instances_ids_and_small_specks():
+    mask = np.zeros((200, 300), bool)
+    mask[20:25, 10:290] = True  # long
+    mask[100:104, 50:150] = True  # shorter
+    mask[150:153, 200:205] = True  # a speck, shorter than min_length_px
+    r = quantify_mask(mask, min_length_px=10)
+    assert [c.id for c in r.cracks] == [1, 2]
+    assert r.cracks[0].length_px > r.cracks[1].length_px
+    assert r.cracks[0].bbox == (10, 20, 289, 24)
+    assert r.dropped_short == 1
+    assert len(quantify_mask(mask, min_length_px=0).cracks) == 3
+
+
+def test_crack_across_image_border():
+    mask = np.zeros((60, 100), bool)
+    mask[28:33, :] = True  # crosses the whole image: its length is the image width
+    c = quantify_mask(mask).cracks[0]
+    assert abs(c.length_px - 100) <= 2
+    assert abs(c.max_width_px - 5) <= 0.5
+
+
+def test_mask_without_background():
+    r = quantify_mask(np.ones((30, 40), bool))
+    assert len(r.cracks) == 1 and r.cracks[0].area_px == 1200
+
+
+def test_bump_is_not_a_branch():
+    mask, _ = shapes.straight(10, 300, 0)
+    r0, c0 = np.argwhere(mask).min(0)
+    mask[r0 + 10:r0 + 13, c0 + 150:c0 + 153] = True  # a 3 px bump on the edge
+    assert len(quantify_mask(mask).cracks[0].branches) == 1
+
+
+def test_synthetic_generator_scene():
+    synthetic = pytest.importorskip("crackrender.data.synthetic")
+    s = synthetic.render_crack_scene(512, 512, [synthetic.CrackSpec(width=6, length=300, curvature=0.3, taper=False)],
+                                     seed=2)
+    r = quantify_mask(s.mask)
+    assert len(r.cracks) == 1
+    # the generator draws round caps: its crack is one width longer than its centre line
+    assert abs(r.cracks[0].length_px - (300 + 6)) <= 0.02 * 300
+    assert abs(r.cracks[0].mean_width_px - 6) <= 0.5
+
+
+# ------------------------------------------------------------------ units, classes, resolution
+
+
+def test_gsd_scales_linearly():
+    mask, _ = shapes.straight(8, 200, 30)
+    px = quantify_mask(mask).to_dict()
+    mm = quantify_mask(mask, gsd=0.05).to_dict()
+    assert px["units"] == "px" and mm["units"] == "mm"
+    a, b = px["cracks"][0], mm["cracks"][0]
+    for name in ("length", "max_width", "mean_width", "p90_width"):
+        assert b[f"{name}_px"] == a[f"{name}_px"]
+        assert b[f"{name}_mm"] == pytest.approx(a[f"{name}_px"] * 0.05, abs=1e-3)
+        assert f"{name}_mm" not in a
+    assert b["area_mm2"] == pytest.approx(a["area_px"] * 0.0025)
+    assert mm["summary"]["total_length"] == pytest.approx(px["summary"]["total_length"] * 0.05, rel=1e-4)
+    assert mm["resolution"]["width_uncertainty_mm"] == 0.05
+    assert mm["resolution"]["min_resolvable_width_mm"] == pytest.approx(0.1)
+
+
+def test_camera_gsd():
+    assert Camera(focal_mm=50, pixel_um=4.0, distance_mm=2000).gsd_mm() == pytest.approx(0.16)
+    mask, _ = shapes.straight(6, 200, 0)
+    r = quantify_mask(mask, camera=Camera(50, 4.0, 2000))
+    assert r.gsd_mm == pytest.approx(0.16)
+    with pytest.raises(InputError, match="either"):
+        quantify_mask(mask, gsd=0.1, camera=Camera(50, 4.0, 2000))
+    with pytest.raises(InputError, match="focal"):
+        quantify_mask(mask, camera=Camera(0, 4.0, 2000))
+
+
+@pytest.mark.parametrize("gsd, expected", [(0.01, "<0.1"), (0.025, "0.1-0.2"), (0.04, "0.2-0.3"), (0.05, ">=0.3")])
+def test_width_classes(gsd, expected):
+    mask, _ = shapes.straight(6, 200, 0)  # 6 px: 0.06, 0.15, 0.24, 0.30 mm
+    c = quantify_mask(mask, gsd=gsd).cracks[0]
+    assert c.width_class == expected and not c.below_resolution
+
+
+def test_custom_bins_and_no_classes_in_pixels():
+    mask, _ = shapes.straight(6, 200, 0)
+    assert quantify_mask(mask, gsd=0.05, width_bins_mm=(0.2, 0.4)).cracks[0].width_class == "0.2-0.4"
+    r = quantify_mask(mask)
+    assert r.cracks[0].width_class is None and r.summary()["width_classes"] is None
+    with pytest.raises(InputError, match="increasing"):
+        quantify_mask(mask, gsd=0.05, width_bins_mm=(0.3, 0.1))
+
+
+def test_sub_resolution_flagged():
+    mask = np.zeros((40, 200), bool)
+    mask[20, 10:190] = True  # 1 px wide
+    c = quantify_mask(mask).cracks[0]
+    assert c.below_resolution and c.max_width_px < 2
+    assert quantify_mask(mask, gsd=0.02).cracks[0].width_class == "<0.1"  # < 0.04 mm: certainly
+    assert quantify_mask(mask, gsd=0.1).cracks[0].width_class == "unresolved"  # < 0.2 mm: either class
+    wide, _ = shapes.straight(5, 200, 0)
+    assert not quantify_mask(wide).cracks[0].below_resolution
+
+
+@pytest.mark.parametrize("angle, axis, expected", [(0, 0, "longitudinal"), (90, 0, "transverse"), (45, 0, "diagonal"),
+                                                   (90, 90, "longitudinal"), (160, 0, "longitudinal")])
+def test_orientation_classes(angle, axis, expected):
+    mask, _ = shapes.straight(4, 150, angle)
+    c = quantify_mask(mask, member_axis_deg=axis).cracks[0]
+    assert c.orientation_class == expected
+
+
+# ------------------------------------------------------------------ reports
+
+
+def test_write_report_files(tmp_path):
+    mask, _ = shapes.branching(6, arm=80)
+    image = np.full(mask.shape + (3,), 170, np.uint8)
+    image[mask] = 60
+    r = quantify_mask(mask, gsd=0.05)
+    paths = write_report(r, tmp_path, "y", image=image)
+    for name in REPORT_FILES:
+        assert (tmp_path / name.format(s="y")).is_file()
+    assert paths["html"] == tmp_path / "y_report.html"
+    data = json.loads((tmp_path / "y.json").read_text())
+    assert data["summary"]["count"] == 1 and data["summary"]["branches"] == 3
+    assert data["cracks"][0]["width_class"] == ">=0.3"
+    rows = list(csv.DictReader((tmp_path / "y_cracks.csv").open()))
+    assert len(rows) == 1 and float(rows[0]["length_mm"]) == pytest.approx(data["cracks"][0]["length_mm"])
+    assert float(rows[0]["width_resolution_mm"]) == 0.05 and data["cracks"][0]["width_resolution_px"] == 1.0
+    assert len(list(csv.DictReader((tmp_path / "y_branches.csv").open()))) == 3
+    gj = json.loads((tmp_path / "y.geojson").read_text())
+    assert gj["type"] == "FeatureCollection" and len(gj["features"]) == 3
+    f = gj["features"][0]
+    assert f["geometry"]["type"] == "LineString" and len(f["geometry"]["coordinates"]) >= 2
+    assert {"id", "length", "width", "crack_id"} <= set(f["properties"])
+    ov = cv2.imread(str(tmp_path / "y_overlay.png"))[..., ::-1]
+    assert ov.shape == image.shape
+    assert np.abs(ov[mask].astype(int) - image[mask]).mean() > 30  # crack pixels tinted
+    far = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
+    assert (ov[far] == image[far]).all(axis=1).mean() > 0.99  # background untouched but for the id label
+    html = (tmp_path / "y_report.html").read_text()
+    assert "data:image/png;base64," in html and "<svg" in html and "0.05 mm/px" in html
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # self-contained
+    assert oct(os.stat(tmp_path / "y.json").st_mode & 0o777) != "0o600"
+
+
+def test_crack_free_mask_gives_empty_valid_report(tmp_path):
+    mask = np.zeros((64, 80), bool)
+    r = quantify_mask(mask, gsd=0.1)
+    assert r.cracks == [] and r.summary()["count"] == 0 and r.summary()["total_length"] == 0
+    write_report(r, tmp_path, "empty")
+    for name in REPORT_FILES:
+        assert (tmp_path / name.format(s="empty")).is_file()
+    data = json.loads((tmp_path / "empty.json").read_text())
+    assert data["cracks"] == [] and data["summary"]["count"] == 0
+    assert json.loads((tmp_path / "empty.geojson").read_text())["features"] == []
+    assert "No cracks found" in (tmp_path / "empty_report.html").read_text()
+
+
+def _write_masks(folder, masks: dict):
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, m in masks.items():
+        cv2.imwrite(str(folder / f"{stem}.png"), m.astype(np.uint8) * 255)
+
+
+def test_run_quantify_folder_with_images_and_summary(tmp_path):
+    a, _ = shapes.straight(6, 150, 10)
+    b = np.zeros((80, 90), bool)
+    _write_masks(tmp_path / "masks", {"a": a, "b": b})
+    (tmp_path / "images").mkdir()
+    for stem, m in {"a": a, "b": b}.items():
+        cv2.imwrite(str(tmp_path / "images" / f"{stem}.jpg"), np.full(m.shape + (3,), 150, np.uint8))
+    res = run_quantify([tmp_path / "masks"], tmp_path / "out", image=tmp_path / "images", gsd=0.1, progress=False)
+    assert list(res) == ["a", "b"] and len(res["a"].cracks) == 1 and res["b"].cracks == []
+    for stem in ("a", "b"):
+        for name in REPORT_FILES:
+            assert (tmp_path / "out" / name.format(s=stem)).is_file()
+    summ = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summ["totals"]["images"] == 2 and summ["totals"]["cracks"] == 1 and summ["units"] == "mm"
+    assert "a_report.html" in (tmp_path / "out" / "summary.html").read_text()
+    # a single mask: no summary; camera data instead of a GSD
+    res = run_quantify([tmp_path / "masks" / "a.png"], tmp_path / "one", camera=(50, 4.0, 2000), progress=False)
+    assert res["a"].gsd_mm == pytest.approx(0.16) and not (tmp_path / "one" / "summary.json").exists()
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_bad_mask_arrays():
+    with pytest.raises(InputError, match="not a binary mask"):
+        quantify_mask(np.arange(100, dtype=np.uint8).reshape(10, 10))
+    with pytest.raises(InputError, match="2-D"):
+        quantify_mask(np.zeros((4, 4, 4, 4)))
+    for bad in (-0.1, 0, float("nan"), "abc"):
+        with pytest.raises(InputError, match="GSD"):
+            quantify_mask(np.zeros((8, 8), bool), gsd=bad)
+    with pytest.raises(InputError, match="member axis"):
+        quantify_mask(np.zeros((8, 8), bool), member_axis_deg=float("inf"))
+
+
+def test_bad_inputs_to_run(tmp_path):
+    a, _ = shapes.straight(4, 60, 0)
+    _write_masks(tmp_path / "masks", {"a": a, "b": a})
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="file not found"):
+        run_quantify([tmp_path / "nope.png"], out, progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no mask images"):
+        run_quantify([tmp_path / "empty"], out, progress=False)
+    with pytest.raises(InputError, match="GSD"):
+        run_quantify([tmp_path / "masks"], out, gsd=-1, progress=False)
+    (tmp_path / "junk.png").write_bytes(b"not a png at all")
+    with pytest.raises(InputError, match="junk.png"):
+        run_quantify([tmp_path / "junk.png"], out, progress=False)
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    cv2.imwrite(str(grey / "g.png"), np.arange(64 * 64, dtype=np.uint16).reshape(64, 64).astype(np.uint8))
+    with pytest.raises(InputError, match="not a binary mask"):
+        run_quantify([grey / "g.png"], out, progress=False)
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(InputError, match="does not match|is 10x10"):
+        run_quantify([tmp_path / "masks" / "a.png"], out, image=big, progress=False)
+    with pytest.raises(InputError, match="one image given for 2 masks"):
+        run_quantify([tmp_path / "masks"], out, image=big, progress=False)
+    with pytest.raises(InputError, match="no image named"):
+        run_quantify([tmp_path / "masks"], out, image=grey, progress=False)
+    with pytest.raises(InputError, match="two masks named"):
+        run_quantify([tmp_path / "masks", tmp_path / "masks" / "a.png"], out, progress=False)
+    with pytest.raises(InputError):
+        write_report(quantify_mask(a), out, "x", image=np.zeros((5, 5, 3), np.uint8))
+    assert not out.exists()  # nothing was written by any failed call
+
+
+def test_failed_run_leaves_earlier_outputs_untouched(tmp_path):
+    a, _ = shapes.straight(4, 60, 0)
+    _write_masks(tmp_path / "masks", {"a": a})
+    out = tmp_path / "out"
+    run_quantify([tmp_path / "masks" / "a.png"], out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (tmp_path / "masks" / "z.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(InputError, match="z.png"):
+        run_quantify([tmp_path / "masks"], out, gsd=0.1, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no partial or temporary files
+
+
+def test_real_mask_if_available():
+    from conftest import shared_dataset
+
+    from crackrender.io import read_mask
+
+    root = shared_dataset("deepcrack537")
+    stem = (root / "test.txt").read_text().split()[0]
+    r = quantify_mask(read_mask(root / "masks" / f"{stem}.png"), gsd=0.1)
+    assert r.cracks and all(c.length_px >= r.min_length_px for c in r.cracks)
+    json.dumps(r.to_dict())
