@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from crackrender.errors import InputError
-from crackrender.io import list_images, read_mask, read_probability
+from crackrender.io import index_by_stem, list_images, read_mask, read_probability
 from crackrender.metrics import METRIC_NAMES, MetricAccumulator, binarize
 
 PRED_SUFFIXES = ("", "_mask")  # accepted endings of a prediction's stem, after the GT stem
@@ -30,15 +30,6 @@ LABELS = {
     "mba": "mBA",
     "boundary_iou": "Boundary IoU",
 }
-
-
-def _by_stem(paths: list[Path], folder: Path) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for p in paths:
-        if p.stem in out:
-            raise InputError(f"{folder}: two files share the stem {p.stem!r} ({out[p.stem].name}, {p.name})")
-        out[p.stem] = p
-    return out
 
 
 def match_files(pred_dir, gt_dir) -> tuple[list[tuple[str, Path, Path]], list[str], list[str]]:
@@ -59,7 +50,7 @@ def match_files(pred_dir, gt_dir) -> tuple[list[tuple[str, Path, Path]], list[st
     for folder, files in ((pred_dir, preds), (gt_dir, gts)):
         if not files:
             raise InputError(f"{folder}: no image files found")
-    gt_by_stem = _by_stem(gts, gt_dir)
+    gt_by_stem = index_by_stem(gts, gt_dir)
     claimed: dict[str, Path] = {}
     unmatched_pred = []
     for p in preds:

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -29,6 +30,36 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def expand_inputs(items: str | os.PathLike | Sequence[str | os.PathLike], what: str = "images") -> list[Path]:
+    """Files and folders -> the image files they name (a folder's images, sorted); never empty."""
+    if isinstance(items, (str, os.PathLike)):
+        items = [items]
+    paths: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            found = list_images(item)
+            if not found:
+                raise InputError(f"{item}: no {what} found in folder (looked for {', '.join(IMAGE_EXTENSIONS)})")
+            paths += found
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise InputError(f"{item}: no such file or folder")
+    if not paths:
+        raise InputError(f"no {what} given")
+    return paths
+
+
+def index_by_stem(paths: Sequence[Path], where: str | os.PathLike) -> dict[str, Path]:
+    """Map file stem -> path; two files with one stem are an error (outputs and matches are by stem)."""
+    out: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in out:
+            raise InputError(f"{where}: two files share the stem {p.stem!r} ({out[p.stem]}, {p})")
+        out[p.stem] = p
+    return out
 
 
 def _open_pil(path: Path) -> Image.Image:

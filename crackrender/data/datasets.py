@@ -16,7 +16,7 @@ from torch.utils.data import ConcatDataset, Dataset, WeightedRandomSampler
 
 from crackrender.data.transforms import to_tv_tensors
 from crackrender.errors import InputError
-from crackrender.io import IMAGE_EXTENSIONS, list_images, read_image, read_mask
+from crackrender.io import IMAGE_EXTENSIONS, expand_inputs, list_images, read_image, read_mask
 
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
 
@@ -120,20 +120,7 @@ class ImageFolderDataset(Dataset):
     """Images without masks, for inference: a folder, a file, or a list of either."""
 
     def __init__(self, inputs: str | os.PathLike | Sequence[str | os.PathLike], transform: Callable | None = None):
-        items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-        self.paths: list[Path] = []
-        for item in map(Path, items):
-            if item.is_dir():
-                found = list_images(item)
-                if not found:
-                    raise InputError(f"{item}: no images found ({', '.join(IMAGE_EXTENSIONS)})")
-                self.paths.extend(found)
-            elif item.is_file():
-                self.paths.append(item)
-            else:
-                raise InputError(f"{item}: no such file or folder")
-        if not self.paths:
-            raise InputError("no input images given")
+        self.paths = expand_inputs(inputs, what="images")
         self.transform = transform
 
     def __len__(self) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from crackrender.errors import InputError
-from crackrender.io import IMAGE_EXTENSIONS, atomic_write_bytes, list_images, read_image, read_mask
+from crackrender.io import atomic_write_bytes, expand_inputs, index_by_stem, list_images, read_image, read_mask
 from crackrender.quantify.core import quantify_mask
 from crackrender.quantify.html import summary_html
 from crackrender.quantify.report import write_report
@@ -40,28 +40,10 @@ def collect_masks(mask_paths: Sequence[str | os.PathLike]) -> list[Path]:
         >>> collect_masks([])
         Traceback (most recent call last):
         ...
-        crackrender.errors.InputError: no mask given
+        crackrender.errors.InputError: no masks given
     """
-    if isinstance(mask_paths, (str, os.PathLike)):
-        mask_paths = [mask_paths]
-    masks: list[Path] = []
-    for p in map(Path, mask_paths):
-        if p.is_dir():
-            found = list_images(p)
-            if not found:
-                raise InputError(f"{p}: no mask images in folder (looked for {', '.join(IMAGE_EXTENSIONS)})")
-            masks += found
-        elif p.is_file():
-            masks.append(p)
-        else:
-            raise InputError(f"{p}: file not found")
-    if not masks:
-        raise InputError("no mask given")
-    seen: dict[str, Path] = {}
-    for m in masks:
-        if m.stem in seen:
-            raise InputError(f"two masks named {m.stem!r} ({seen[m.stem]}, {m}): their reports would collide")
-        seen[m.stem] = m
+    masks = expand_inputs(mask_paths, what="masks")
+    index_by_stem(masks, "masks (reports are named by stem)")
     return masks
 
 
