@@ -104,7 +104,8 @@ def run_quantify(mask_paths: Sequence[str | os.PathLike], out_dir: str | os.Path
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")
-    for m, im in zip(masks, images):  # check everything before writing anything
+    for m, im in zip(masks, images):  # check everything before writing anything; masks are
+        # decoded again below rather than kept, so memory stays one mask at any folder size
         shape = read_mask(m).shape
         if im is not None and _image_size(im) != shape:
             h, w = _image_size(im)
