@@ -16,7 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from crackrender.errors import InputError
-from crackrender.io import index_by_stem, list_images, read_mask, read_probability
+from crackrender.io import (binarize_mask, index_by_stem, list_images, probability_from_array, read_image_array,
+                            read_mask)
 from crackrender.metrics import METRIC_NAMES, MetricAccumulator, binarize
 
 PRED_SUFFIXES = ("", "_mask")  # accepted endings of a prediction's stem, after the GT stem
@@ -73,12 +74,16 @@ def match_files(pred_dir, gt_dir) -> tuple[list[tuple[str, Path, Path]], list[st
 
 
 def read_prediction(path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(mask, probability or None): a binary-valued file is a mask, anything else a probability map."""
+    """(mask, probability or None): a binary-valued file is a mask, anything else a probability map.
+
+    The file is decoded once; its values decide which it is.
+    """
+    arr = read_image_array(path)
     try:
-        return read_mask(path), None
+        return binarize_mask(arr, str(path)), None
     except InputError:
-        pass  # not binary: try it as a probability map, whose reader reports its own errors
-    return None, read_probability(path)
+        pass  # not binary: a probability map, whose conversion reports its own errors
+    return None, probability_from_array(arr, str(path))
 
 
 def evaluate_folders(pred_dir, gt_dir, *, threshold: float = 0.5, boundary_d: int | None = None,

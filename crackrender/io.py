@@ -6,7 +6,6 @@ message naming the file when the input cannot be used.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -204,11 +203,14 @@ def read_mask_with_encoding(path: str | os.PathLike) -> tuple[np.ndarray, str]:
 
 def read_probability(path: str | os.PathLike) -> np.ndarray:
     """Read an 8/16-bit gray probability map (or a binary mask) as float32 in [0, 1]."""
-    path = Path(path)
-    arr = read_image_array(path)
+    return probability_from_array(read_image_array(path), str(path))
+
+
+def probability_from_array(arr: np.ndarray, name: str = "probability map") -> np.ndarray:
+    """A decoded gray probability map (8/16 bit, or 0/1, or bool) as float32 in [0, 1]."""
     if arr.ndim == 3:
         if arr.shape[2] >= 3 and not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
-            raise InputError(f"{path}: probability map must be gray, got colour image")
+            raise InputError(f"{name}: probability map must be gray, got colour image")
         arr = arr[..., 0]
     if arr.dtype == np.bool_:
         return arr.astype(np.float32)
@@ -282,9 +284,3 @@ def write_image(path: str | os.PathLike, arr: np.ndarray, quality: int = 95) -> 
 def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
     """Atomically write a binary mask as an 8-bit PNG with values 0 and 255."""
     return write_image(path, np.asarray(mask, dtype=bool))
-
-
-def pil_bytes(img: Image.Image, fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt)
-    return buf.getvalue()

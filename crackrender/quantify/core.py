@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 
 from crackrender.errors import InputError
 from crackrender.io import binarize_mask
-from crackrender.quantify.measure import (BranchGeometry, gauge_profile, measure_branch, orientation_deg,
+from crackrender.quantify.measure import (BranchGeometry, measure_branch, orientation_deg, pooled_width_stats,
                                           width_stats)
 from crackrender.quantify.result import BranchResult, CrackResult, QuantResult
 from crackrender.quantify.skeleton import prune_spurs, skeleton_graph
@@ -129,11 +129,7 @@ def quantify_mask(mask, *, gsd: float | None = None, camera: Camera | None = Non
             result.dropped_short += 1
             continue
         branches = sorted((_branch_result(geo, 0, closed, axis) for geo, closed in geos), key=lambda b: -b.length_px)
-        widths = np.concatenate([geo.widths for geo, _ in geos])
-        weights = np.concatenate([_weights(geo.arc) for geo, _ in geos])
-        mean = float(np.average(widths, weights=weights)) if weights.sum() > 0 else float(widths.mean())
-        gauge = np.concatenate([gauge_profile(geo.widths) for geo, _ in geos])
-        mx, p90 = float(gauge.max()), float(np.percentile(gauge, 90))
+        mx, mean, p90 = pooled_width_stats([geo.widths for geo, _ in geos], [_weights(geo.arc) for geo, _ in geos])
         ang = orientation_deg(np.vstack([geo.xy for geo, _ in geos]))
         wclass, below = classify_width(mx, g, bins)
         sl = objects[comp - 1]

@@ -112,11 +112,18 @@ def width_stats(widths: np.ndarray, weights: np.ndarray | None = None) -> tuple[
         >>> width_stats(np.array([4.0, 4.0, 4.0, 4.0]))
         (4.0, 4.0, 4.0)
     """
-    if len(widths) == 0:
+    return pooled_width_stats([widths], None if weights is None else [weights])
+
+
+def pooled_width_stats(profiles, weights=None) -> tuple[float, float, float]:
+    """:func:`width_stats` over several profiles (a crack's branches), each gauge-averaged on its own."""
+    profiles = [np.asarray(p, dtype=float) for p in profiles]
+    if sum(len(p) for p in profiles) == 0:
         return 0.0, 0.0, 0.0
-    use_w = weights is not None and weights.sum() > 0
-    mean = float(np.average(widths, weights=weights)) if use_w else float(widths.mean())
-    smooth = gauge_profile(widths)
+    widths = np.concatenate(profiles)
+    w = np.concatenate(weights) if weights is not None else None
+    mean = float(np.average(widths, weights=w)) if w is not None and w.sum() > 0 else float(widths.mean())
+    smooth = np.concatenate([gauge_profile(p) for p in profiles])
     return float(smooth.max()), mean, float(np.percentile(smooth, 90))
 
 
