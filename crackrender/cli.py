@@ -101,6 +101,50 @@ def quantify(masks: Annotated[list[Path], typer.Argument(help="binary crack mask
     typer.echo(f"wrote reports to {out}")
 
 
+@app.command("train")
+def train(config: Annotated[Path, typer.Argument(help="experiment YAML (see configs/)")],
+          overrides: Annotated[Optional[list[str]], typer.Argument(help="key.sub=value overrides, e.g. trainer.max_epochs=5")] = None,
+          resume: Annotated[bool, typer.Option("--resume", help="continue the run from its last checkpoint")] = False,
+          overwrite: Annotated[bool, typer.Option("--overwrite", help="start afresh, replacing an earlier run of this name")] = False,
+          out: Annotated[Optional[Path], typer.Option("--out", help="parent folder of the run (default: the config's out)")] = None):
+    """Train a model as an experiment config says; checkpoints, logs and safetensors models go to OUT/NAME."""
+    from crackrender.train.config import load_config
+    from crackrender.train.run import run_training
+
+    cfg = load_config(config, overrides or [])
+    if resume and overwrite:
+        raise CrackRenderError("--resume and --overwrite exclude each other")
+    folder = run_training(cfg, resume=resume, overwrite=overwrite, out=out)
+    typer.echo(f"run folder: {folder}")
+
+
+@app.command("segment")
+def segment(inputs: Annotated[list[Path], typer.Argument(help="images and/or folders of images")],
+            checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="model file (.safetensors, or a training .ckpt)")],
+            out: Annotated[Path, typer.Option("--out", help="output folder")],
+            prob: Annotated[bool, typer.Option("--prob", help="also write <stem>_prob.png (8-bit probability)")] = False,
+            overlay: Annotated[bool, typer.Option("--overlay", help="also write <stem>_overlay.jpg")] = False,
+            quantify: Annotated[bool, typer.Option("--quantify", help="also measure the cracks (reports in OUT/quantify)")] = False,
+            gsd: Annotated[Optional[float], typer.Option(help="mm per pixel for --quantify")] = None,
+            alpha: Annotated[Optional[float], typer.Option(help="lower probability of the band the point head re-predicts")] = None,
+            beta: Annotated[Optional[float], typer.Option(help="upper probability of that band")] = None,
+            device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+            bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (fast on CPUs with AMX)")] = False,
+            quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False):
+    """Segment whole images at native resolution: <stem>.png masks and <stem>.json sidecars in OUT."""
+    from crackrender.segment import segment_paths
+
+    if gsd is not None and not quantify:
+        raise CrackRenderError("--gsd only applies with --quantify")
+    sidecars = segment_paths(inputs, checkpoint, out, device=device, bf16=bf16, alpha=alpha, beta=beta,
+                             save_prob=prob, save_overlay=overlay, quantify=quantify, quantify_gsd=gsd,
+                             progress=not quiet)
+    for stem, s in sidecars.items():
+        typer.echo(f"{stem}: {s['width']}x{s['height']}, {s['crack_pixels']} crack px, "
+                   f"{s['refined_points']} points refined, {s['timings_s']['total']:.2f} s")
+    typer.echo(f"wrote {len(sidecars)} mask(s) to {out}")
+
+
 def main() -> None:
     """Entry point: a user error prints one line and exits with status 2, never a traceback."""
     try:

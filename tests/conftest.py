@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-# Two cores here: keep torch from oversubscribing when pytest runs beside other work.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Two cores here: keep torch from oversubscribing; OMP_NUM_THREADS=1 when something else
+# (a training run) is busy, since two spinning OpenMP threads on busy cores are ~30x slower.
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
+
+# A CBPRN small enough for quick CPU tests (resnet18, 16-32 channels, window 4).
+TINY_CBPRN = dict(backbone="resnet18", edge_dim=16, edge_heads=2, window=4, fpn_dim=32, feature_dim=32,
+                  heatmap_dim=16, point_hidden=32)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

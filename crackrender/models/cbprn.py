@@ -1,0 +1,118 @@
+"""CBPRN: Crack Boundary Point Rendering Network (ResNet + edge-guided branch + point head)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from crackrender.models.backbone import ResNetFeatures
+from crackrender.models.base import Prediction, SegmentationModel, Stopwatch, check_images
+from crackrender.models.edge_branch import EdgeGuidedBranch
+from crackrender.models.heads import EnhancedFeatureFusion, HeatmapHead, PointHead
+from crackrender.ops import pixel_centers, point_sample, sample_training_points, uncertain_pixels
+
+
+class CBPRN(SegmentationModel):
+    """The paper's network; every keyword has the paper's value (or DESIGN.md's reading) as default.
+
+    Examples:
+        >>> model = CBPRN(backbone="resnet18", edge_dim=24, edge_heads=3).eval()
+        >>> out = model.predict(torch.rand(1, 3, 70, 90))
+        >>> tuple(out.mask.shape), out.mask.dtype
+        ((1, 70, 90), torch.bool)
+    """
+
+    name = "cbprn"
+
+    def __init__(self, *, backbone: str = "resnet50", pretrained: bool = False,
+                 edge: bool = True, edge_dim: int = 60, edge_modules: int = 3, edge_heads: int = 6,
+                 window: int = 8, edge_stride: int = 4, edge_mlp_ratio: float = 2.0,
+                 gf_radius: int = 2, gf_eps: float = 1e-2,
+                 fpn_dim: int = 128, feature_dim: int = 128, heatmap_dim: int = 64,
+                 point_hidden: int = 256, point_layers: int = 3,
+                 point_ratio: float = 1 / 20, strata_ratios: tuple[float, float, float] = (0.3, 0.4, 0.3),
+                 band_k: int = 2, alpha: float = 0.3, beta: float = 0.7, point_chunk: int = 65536):
+        super().__init__(dict(backbone=backbone, pretrained=pretrained, edge=edge, edge_dim=edge_dim,
+                              edge_modules=edge_modules, edge_heads=edge_heads, window=window,
+                              edge_stride=edge_stride, edge_mlp_ratio=edge_mlp_ratio, gf_radius=gf_radius,
+                              gf_eps=gf_eps, fpn_dim=fpn_dim, feature_dim=feature_dim, heatmap_dim=heatmap_dim,
+                              point_hidden=point_hidden, point_layers=point_layers, point_ratio=point_ratio,
+                              strata_ratios=list(strata_ratios), band_k=band_k, alpha=alpha, beta=beta,
+                              point_chunk=point_chunk))
+        if not 0.0 <= alpha < beta <= 1.0:
+            raise ValueError(f"need 0 <= alpha < beta <= 1, got alpha={alpha}, beta={beta}")
+        self.backbone = ResNetFeatures(backbone, pretrained)
+        # ablation switch (edge=False): the paper's network without its edge-guided branch
+        self.edge_branch = EdgeGuidedBranch(edge_dim, edge_modules, edge_heads, window, edge_stride,
+                                            edge_mlp_ratio, 0.0, gf_radius, gf_eps) if edge else None
+        self.fusion = EnhancedFeatureFusion(self.backbone.channels, edge_dim if edge else 0, fpn_dim, feature_dim)
+        self.heatmap_head = HeatmapHead(feature_dim, heatmap_dim)
+        self.point_head = PointHead(feature_dim, point_hidden, point_layers)
+        self.point_ratio, self.strata_ratios, self.band_k = point_ratio, tuple(strata_ratios), band_k
+        self.alpha, self.beta, self.point_chunk = alpha, beta, point_chunk
+
+    def forward(self, images: torch.Tensor, timings: dict | None = None) -> dict:
+        """images (B,3,H,W) in [0,1] -> {"coarse": logits (B,1,H/4,W/4), "features": (B,C,H/4,W/4)}."""
+        check_images(images)
+        watch = Stopwatch(timings)
+        x = self.normalize(images)
+        with watch("backbone", images.device):
+            feats = self.backbone(x)
+        edge = None
+        if self.edge_branch is not None:
+            with watch("edge_branch", images.device):
+                edge = self.edge_branch(images, self.normalize)
+                if edge.shape[-2:] != feats[0].shape[-2:]:
+                    # edge_stride != 4: resample to res2's grid (a crop would fail at stride 8 and
+                    # keep only the top-left corner at stride 2)
+                    edge = F.interpolate(edge, size=feats[0].shape[-2:], mode="bilinear", align_corners=False)
+        with watch("heatmap", images.device):
+            features = self.fusion(feats, edge)
+            coarse = self.heatmap_head(features)
+        return {"coarse": coarse, "features": features}
+
+    def point_logits(self, features: torch.Tensor, coarse: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """Point-head logits (B,P) at normalised pixel-centre coordinates (B,P,2)."""
+        fine = point_sample(features, coords)
+        coarse_at = point_sample(coarse, coords)
+        return self.point_head(fine, coarse_at.to(fine.dtype))
+
+    def training_outputs(self, images, masks, generator=None) -> dict:
+        """Heatmap logits, and point logits/labels at points drawn from the label (0.3 interior :
+        0.4 boundary band : 0.3 background, N = H*W*point_ratio)."""
+        out = self(images)
+        coords, labels, strata = sample_training_points(masks, ratios=self.strata_ratios, k=self.band_k,
+                                                        point_ratio=self.point_ratio, generator=generator)
+        out["point_logits"] = self.point_logits(out["features"], out["coarse"], coords.to(out["features"].dtype))
+        out["point_labels"] = labels
+        out["point_strata"] = strata
+        return out
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, *, alpha: float | None = None, beta: float | None = None,
+                chunk: int | None = None, timings: dict | None = None) -> Prediction:
+        """Full-resolution mask: pixels whose upsampled heatmap probability lies in [alpha, beta]
+        are re-predicted by the point head (in chunks, so memory is bounded); the rest keep the
+        thresholded heatmap."""
+        alpha = self.alpha if alpha is None else alpha
+        beta = self.beta if beta is None else beta
+        chunk = chunk or self.point_chunk
+        h, w = images.shape[-2:]
+        out = self(images, timings)
+        watch = Stopwatch(timings)
+        masks, probs, counts = [], [], []
+        with watch("point_refinement", images.device):
+            for b in range(images.shape[0]):
+                logit = F.interpolate(out["coarse"][b:b + 1].float(), size=(h, w), mode="bilinear",
+                                      align_corners=False).view(-1)
+                index = uncertain_pixels(torch.sigmoid(logit).view(h, w), alpha, beta)
+                feats, coarse = out["features"][b:b + 1], out["coarse"][b:b + 1]
+                for start in range(0, index.numel(), chunk):
+                    part = index[start:start + chunk]
+                    coords = pixel_centers(part, h, w)[None].to(feats.dtype)
+                    logit[part] = self.point_logits(feats, coarse, coords)[0].float()
+                prob = torch.sigmoid(logit).view(h, w)
+                probs.append(prob)
+                masks.append(prob > 0.5)
+                counts.append(int(index.numel()))
+        return Prediction(torch.stack(masks), torch.stack(probs), counts)

@@ -1,0 +1,121 @@
+"""The guided image filter of He, Sun and Tang (ECCV 2010 / TPAMI 2013), in pure torch.
+
+CBPRN's edge-guided branch starts with a fixed-parameter guided filter on the input image: an
+edge-preserving smoother that flattens texture and noise while keeping crack edges sharp.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["box_filter", "guided_filter", "GuidedFilter"]
+
+
+def _check_radius(radius: int) -> None:
+    if isinstance(radius, bool) or not isinstance(radius, numbers.Integral) or radius < 0:
+        raise ValueError(f"radius must be a non-negative int, got {radius!r}")
+
+
+def _check_eps(eps: float) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
+
+
+def _check_image(x: Tensor, name: str) -> None:
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must be (B, C, H, W), got shape {tuple(x.shape)}")
+
+
+def box_filter(x: Tensor, radius: int) -> Tensor:
+    """Mean of each (2r+1) x (2r+1) window of a (B, C, H, W) tensor, same shape out.
+
+    Normalised at the borders: a window that overhangs the image averages only the pixels inside
+    it (He et al.'s ``N`` divisor), so a constant image stays constant up to its edges.
+    ``radius=0`` returns ``x`` itself.
+
+    Examples:
+        >>> x = torch.ones(1, 1, 5, 7)
+        >>> torch.allclose(box_filter(x, 2), x)
+        True
+    """
+    _check_image(x, "x")
+    _check_radius(radius)
+    if radius == 0:
+        return x
+    return F.avg_pool2d(x, kernel_size=2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+
+
+def guided_filter(guide: Tensor, src: Tensor, radius: int = 2, eps: float = 1e-2) -> Tensor:
+    """Guided filter of ``src`` (B, C, H, W) by ``guide`` (B, 1, H, W) or (B, C, H, W).
+
+    A one-channel guide steers every channel of ``src``; a C-channel guide steers each channel of
+    ``src`` by its own channel. Per window: ``a = cov(I, p) / (var(I) + eps)``,
+    ``b = mean(p) - a * mean(I)``; output ``q = mean(a) * I + mean(b)``. ``eps`` is in squared
+    intensity units (1e-2 suits images in [0, 1]): edges with a local variance well above ``eps``
+    are kept, flatter variation is smoothed.
+
+    Computed in float32 (float64 stays float64), also under autocast, and returned in
+    ``src.dtype``: the variance is a difference of two close numbers, which bf16/fp16 destroy.
+
+    Examples:
+        >>> img = torch.rand(2, 3, 37, 53)
+        >>> guided_filter(img.mean(1, keepdim=True), img, radius=2, eps=1e-2).shape
+        torch.Size([2, 3, 37, 53])
+    """
+    _check_image(guide, "guide")
+    _check_image(src, "src")
+    _check_radius(radius)
+    _check_eps(eps)
+    if not (guide.is_floating_point() and src.is_floating_point()):
+        raise ValueError(f"guide and src must be floating point, got {guide.dtype} and {src.dtype}")
+    b, c, h, w = src.shape
+    if guide.shape[0] != b or guide.shape[2:] != src.shape[2:] or guide.shape[1] not in (1, c):
+        raise ValueError(f"guide must be (B, 1, H, W) or (B, C, H, W) matching src {tuple(src.shape)}, "
+                         f"got {tuple(guide.shape)}")
+    if guide.device != src.device:
+        raise ValueError(f"guide is on {guide.device} but src is on {src.device}")
+
+    dtype = torch.promote_types(torch.promote_types(guide.dtype, src.dtype), torch.float32)
+    with torch.autocast(device_type=src.device.type, enabled=False):
+        i, p = guide.to(dtype), src.to(dtype)
+        mean_i, mean_p = box_filter(i, radius), box_filter(p, radius)
+        # clamp: rounding can make E[I^2] - E[I]^2 slightly negative on flat regions
+        var_i = (box_filter(i * i, radius) - mean_i * mean_i).clamp_min(0)
+        cov_ip = box_filter(i * p, radius) - mean_i * mean_p
+        a = cov_ip / (var_i + eps)
+        b_ = mean_p - a * mean_i
+        q = box_filter(a, radius) * i + box_filter(b_, radius)
+    return q.to(src.dtype)
+
+
+class GuidedFilter(nn.Module):
+    """Self-guided filter of each channel (guide = src = input): fixed edge-preserving smoothing.
+
+    Has no parameters and no buffers, so it never trains and adds nothing to a checkpoint.
+
+    Examples:
+        >>> m = GuidedFilter(radius=2, eps=1e-2)
+        >>> m(torch.rand(1, 3, 37, 53)).shape
+        torch.Size([1, 3, 37, 53])
+        >>> len(list(m.parameters()))
+        0
+    """
+
+    def __init__(self, radius: int = 2, eps: float = 1e-2):
+        super().__init__()
+        _check_radius(radius)
+        _check_eps(eps)
+        self.radius = int(radius)
+        self.eps = float(eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return guided_filter(x, x, self.radius, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"radius={self.radius}, eps={self.eps}"

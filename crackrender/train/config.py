@@ -1,0 +1,111 @@
+"""Experiment configs: YAML files merged over defaults, with ``a.b=value`` overrides."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import yaml
+
+from crackrender.errors import CrackRenderError
+
+# The paper's recipe (DESIGN.md section 2) unless a config says otherwise. ``model`` is free-form:
+# its keys are the keyword arguments of the registered model and create_model checks them.
+DEFAULTS: dict = {
+    "name": "cbprn",
+    "seed": 0,
+    "model": {"name": "cbprn"},
+    "data": {
+        "train": [],            # [{root: DIR, split: train}, ...]; relative roots are from the working directory
+        "val": [],
+        "size": 256,            # training sample side
+        "mode": "resize",       # resize (paper) or crop (native scale, random zoom in `scale`)
+        "scale": [0.5, 1.5],
+        "jitter": 0.3,
+        "balance": True,        # draw each training dataset equally often
+        "samples_per_epoch": None,  # default: the size of the training set
+        "batch_size": 16,
+        "num_workers": 2,
+        "val_size": None,       # None: validate at native resolution
+        "val_limit": None,      # at most this many validation images per dataset
+    },
+    "loss": {"heatmap_bce": 1.0, "heatmap_dice": 1.0, "points": 1.0},
+    "optim": {"name": "adam", "lr": 0.01, "weight_decay": 1e-4, "warmup_epochs": 100, "poly_power": 0.9},
+    "trainer": {
+        "max_epochs": 1000,
+        "max_time": None,       # "DD:HH:MM:SS" wall-clock cap
+        "precision": "auto",  # auto: 16-mixed on a GPU, bf16-mixed on a CPU with native bf16, else 32-true
+        "accelerator": "auto",
+        "devices": "auto",
+        "num_nodes": 1,
+        "strategy": "auto",
+        "check_val_every_n_epoch": 1,
+        "log_every_n_steps": 10,
+        "checkpoint_every_n_steps": None,  # also save last.ckpt every N steps (long epochs)
+        "channels_last": True,
+        "threads": None,        # torch CPU threads
+        "progress": True,
+        "limit_train_batches": None,
+    },
+    "out": "runs",
+}
+
+
+def _merge(base: dict, update: dict, where: str) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if not where.startswith("model") and key not in base:
+            raise CrackRenderError(f"unknown config key {where + '.' if where else ''}{key}")
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = _merge(out[key], value, f"{where}.{key}" if where else key)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """``trainer.max_epochs=5`` -> {"trainer": {"max_epochs": 5}} (the value is parsed as YAML)."""
+    if "=" not in text:
+        raise CrackRenderError(f"override must look like key.sub=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value) if value else None
+    except yaml.YAMLError as exc:
+        raise CrackRenderError(f"cannot parse override value {value!r}: {exc}") from None
+    out: dict = parsed
+    for part in reversed(key.strip().split(".")):
+        out = {part: out}
+    return out
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """DEFAULTS, then the YAML file, then each override in order."""
+    config = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise CrackRenderError(f"cannot read config {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise CrackRenderError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise CrackRenderError(f"{path} must hold a mapping of config sections")
+        config = _merge(config, loaded, "")
+    for text in overrides:
+        config = _merge(config, parse_override(text), "")
+    _validate(config)
+    return config
+
+
+def _validate(config: dict) -> None:
+    data = config["data"]
+    for part in ("train", "val"):
+        entries = data[part]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and "root" in e for e in entries):
+            raise CrackRenderError(f"data.{part} must be a list of {{root: DIR, split: NAME}} entries")
+    if data["mode"] not in ("resize", "crop"):
+        raise CrackRenderError(f"data.mode must be resize or crop, got {data['mode']!r}")
+    if config["optim"]["name"] not in ("adam", "adamw", "sgd"):
+        raise CrackRenderError(f"optim.name must be adam, adamw or sgd, got {config['optim']['name']!r}")

@@ -1,0 +1,68 @@
+"""Training and validation data for Lightning, built from a config's ``data`` section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from crackrender.data.datasets import CompositeDataset, CrackDataset
+from crackrender.data.transforms import eval_transforms, train_transforms
+from crackrender.errors import CrackRenderError
+
+
+def _datasets(entries: list[dict], transform, limit: int | None = None) -> list:
+    out = []
+    for entry in entries:
+        root = Path(entry["root"])
+        if not root.is_dir():
+            raise CrackRenderError(f"dataset folder not found: {root}")
+        ds = CrackDataset(root, entry.get("split", "train"), transform=transform)
+        if len(ds) == 0:
+            raise CrackRenderError(f"no images in {root} split {entry.get('split', 'train')!r}")
+        if limit is not None and len(ds) > limit:
+            # evenly spaced, so a limited validation set still spans the whole split
+            ds = Subset(ds, torch.linspace(0, len(ds) - 1, limit).round().long().tolist())
+        out.append(ds)
+    return out
+
+
+class CrackDataModule(pl.LightningDataModule):
+    def __init__(self, data: dict, seed: int = 0):
+        super().__init__()
+        self.cfg, self.seed = data, seed
+        self.train_set = self.val_set = None
+
+    def setup(self, stage: str | None = None) -> None:
+        cfg = self.cfg
+        if self.train_set is None and cfg["train"]:
+            tf = train_transforms(cfg["size"], cfg["mode"], tuple(cfg["scale"]), cfg["jitter"])
+            self.train_set = CompositeDataset(_datasets(cfg["train"], tf))
+        if self.val_set is None and cfg["val"]:
+            self.val_set = CompositeDataset(_datasets(cfg["val"], eval_transforms(cfg["val_size"]), cfg["val_limit"]))
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            raise CrackRenderError("the config has no training data (data.train is empty)")
+        cfg = self.cfg
+        n = cfg["samples_per_epoch"] or len(self.train_set)
+        generator = torch.Generator().manual_seed(self.seed)
+        if cfg["balance"]:
+            sampler = self.train_set.balanced_sampler(n, generator)
+        else:
+            sampler = torch.utils.data.RandomSampler(self.train_set, num_samples=n, generator=generator)
+        return DataLoader(self.train_set, batch_size=cfg["batch_size"], sampler=sampler, drop_last=True,
+                          num_workers=cfg["num_workers"], persistent_workers=cfg["num_workers"] > 0,
+                          collate_fn=_collate_train)
+
+    def val_dataloader(self):
+        if self.val_set is None:
+            return []
+        # native sizes differ between datasets: one image per batch
+        return DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=min(1, self.cfg["num_workers"]))
+
+
+def _collate_train(samples: list[dict]) -> dict:
+    return {"image": torch.stack([s["image"] for s in samples]), "mask": torch.stack([s["mask"] for s in samples])}
