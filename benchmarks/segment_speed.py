@@ -3,7 +3,8 @@
 Each variant runs in its own subprocess so peak memory is its own. The baseline is the plain
 ResNet trunk forward of the same variant, measured in the same process; every stage is also
 given as a ratio to it. On CPU, peak memory is the process's peak RSS above what it held after
-loading the model; on CUDA, torch.cuda.max_memory_allocated.
+loading the model and the image (the high-water mark of the whole
+run, so of its largest stage); on CUDA, torch.cuda.max_memory_allocated.
 
     python benchmarks/segment_speed.py                       # CPU, 2 threads
     python benchmarks/segment_speed.py --device cuda
@@ -74,9 +75,9 @@ def measure(variant: str, checkpoint: str | None, device: str, size: tuple[int, 
             timings["total"] = time.perf_counter() - t
         return timings, pred.refined_points[0]
 
+    rss_loaded = _rss_mb()  # model and image in memory, nothing run yet
     trunk()
     full()  # warm-up
-    rss_loaded = _rss_mb()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     trunk_times, runs = [], []
@@ -90,18 +91,18 @@ def measure(variant: str, checkpoint: str | None, device: str, size: tuple[int, 
     return {"variant": variant, "checkpoint": checkpoint, "device": device, "threads": threads, "bf16": bf16,
             "size": f"{w}x{h}", "repeats": repeats, "trunk_s": base, "stages_s": stages,
             "ratios": {k: v / base for k, v in stages.items()}, "refined_points": points,
-            "point_us_per_1k": 1e6 * stages["point_refinement"] / max(points, 1) * 1000 if points else None,
+            "point_us_per_point": 1e6 * stages["point_refinement"] / points if points else None,
             "peak_mb": peak, "peak_rss_mb": _rss_mb()}
 
 
 def table(rows: list[dict]) -> str:
     stages = ["backbone", "edge_branch", "heatmap", "point_refinement", "total"]
-    lines = ["| variant | trunk alone (s) | " + " | ".join(stages) + " | refined points | peak memory (MB) |",
-             "|---|---|" + "---|" * len(stages) + "---|---|"]
+    lines = ["| variant | trunk alone (s) | " + " | ".join(stages) + " | refined points | us per point | peak memory (MB) |",
+             "|---|---|" + "---|" * len(stages) + "---|---|---|"]
     for r in rows:
         cells = [f"{r['stages_s'][s]:.2f} s ({r['ratios'][s]:.2f}x)" for s in stages]
         lines.append(f"| {r['variant']} | {r['trunk_s']:.2f} | " + " | ".join(cells) +
-                     f" | {r['refined_points']:,} | {r['peak_mb']:.0f} |")
+                     f" | {r['refined_points']:,} | {r['point_us_per_point'] or 0:.1f} | {r['peak_mb']:.0f} |")
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ def warmup_poly(step: int, total_steps: int, warmup_steps: int, power: float = 0
 
     Examples:
         >>> [round(warmup_poly(s, 10, 2), 3) for s in (0, 1, 2, 9)]
-        [0.5, 1.0, 1.0, 0.128]
+        [0.5, 1.0, 1.0, 0.154]
     """
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps

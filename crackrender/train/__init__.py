@@ -1,0 +1,1 @@
+"""Training: experiment configs, losses, the Lightning task and data, and `run_training`."""
