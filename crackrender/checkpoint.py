@@ -55,7 +55,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tens
         raise CrackRenderError(f"{path} is not a readable safetensors model file ({exc})") from None
     if meta.get("format") != FORMAT or "config" not in meta:
         raise CrackRenderError(f"{path} has no crackrender model config in its metadata (format {meta.get('format')!r})")
-    return json.loads(meta["config"]), state, json.loads(meta.get("info", "{}"))
+    try:
+        return json.loads(meta["config"]), state, json.loads(meta.get("info", "{}"))
+    except json.JSONDecodeError as exc:
+        raise CrackRenderError(f"{path}: the model config in its metadata is not valid JSON ({exc})") from None
 
 
 def load_state(model: SegmentationModel, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
@@ -89,6 +92,9 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu", *
     """
     config, state, _ = read_checkpoint(path)
     config = {**config, **overrides, "pretrained": False}  # weights come from the file
-    model = create_model(**config)
+    try:
+        model = create_model(**config)
+    except ValueError as exc:  # e.g. alpha >= beta given as an override
+        raise CrackRenderError(f"cannot build the model of {path}: {exc}") from None
     load_state(model, state, source=str(path))
     return model.to(device).eval()
