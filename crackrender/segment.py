@@ -62,12 +62,17 @@ class Segmenter:
             model = model.to(memory_format=torch.channels_last)
         return cls(model, dev, bf16=bf16)
 
-    def _autocast(self):
+    @property
+    def dtype(self) -> torch.dtype:
+        """Compute dtype: bf16 when asked, fp16 autocast on CUDA, else float32."""
         if self.bf16:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.float16)
-        return nullcontext()
+            return torch.bfloat16
+        return torch.float16 if self.device.type == "cuda" else torch.float32
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     def __call__(self, image: np.ndarray) -> SegmentResult:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -109,6 +114,10 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")
+    if quantify:
+        from crackrender.quantify import quantify_mask, resolve_gsd, write_report, write_summary
+
+        quantify_gsd = resolve_gsd(quantify_gsd)  # a bad GSD fails before anything is written
     seg = Segmenter.from_checkpoint(checkpoint, device=device, bf16=bf16, alpha=alpha, beta=beta)
     quant_results, quant_sources, failures, sidecars = {}, {}, [], {}
     for path in tqdm(paths, desc="segment", unit="image", disable=not progress or len(paths) < 2):
@@ -133,7 +142,7 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
             "checkpoint": str(checkpoint),
             "model": seg.model.config,
             "device": str(seg.device),
-            "dtype": "bfloat16" if bf16 else ("float16" if seg.device.type == "cuda" else "float32"),
+            "dtype": str(seg.dtype).removeprefix("torch."),
             "alpha": seg.model.alpha,
             "beta": seg.model.beta,
             "refined_points": result.refined_points,
@@ -142,8 +151,6 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
             "files": files,
         }
         if quantify:
-            from crackrender.quantify import quantify_mask, write_report
-
             q = quantify_mask(result.mask, gsd=quantify_gsd)
             write_report(q, out / "quantify", path.stem, image=image)
             quant_results[path.stem], quant_sources[path.stem] = q, (out / files["mask"], path)
@@ -151,8 +158,6 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
         atomic_write_json(out / f"{path.stem}.json", sidecar)
         sidecars[path.stem] = sidecar
     if quantify and len(quant_results) > 1:
-        from crackrender.quantify.run import write_summary
-
         write_summary(quant_results, out / "quantify", quant_sources)
     if failures:
         raise InputError(f"{len(failures)} of {len(paths)} images could not be read (others written): {failures[0]}")

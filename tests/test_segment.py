@@ -116,6 +116,9 @@ def test_bad_inputs_fail_clearly_and_keep_output(model_file, photos, tmp_path):
     r = _cli("segment", photos, "-c", model_file, "--out", tmp_path / "partial", "-q")
     assert r.returncode == 2 and "1 of 3 images could not be read" in r.stderr
     assert (tmp_path / "partial" / "p0.png").is_file() and (tmp_path / "partial" / "p1.png").is_file()
+    # a bad GSD is refused before any image is segmented
+    r = _cli("segment", photos, "-c", model_file, "--out", tmp_path / "gsd", "--quantify", "--gsd", "-1")
+    assert r.returncode == 2 and "GSD" in r.stderr and not (tmp_path / "gsd").exists()
     # alpha above beta
     r = _cli("segment", photos / "p0.jpg", "-c", model_file, "--out", out, "--alpha", "0.8", "--beta", "0.2")
     assert r.returncode == 2 and "alpha" in r.stderr and r.stderr.count("\n") == 1

@@ -10,7 +10,6 @@ precise set of changed pixels and ground-truth widths match the mask.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -19,6 +18,8 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
+
+from crackrender.io import atomic_write_bytes
 
 __all__ = ["CrackSpec", "SyntheticSample", "render_crack_scene", "crack_free_scene", "write_synthetic_dataset"]
 
@@ -246,17 +247,6 @@ def crack_free_scene(width: int, height: int, *, seed: int = 0, surface: str = "
     return render_crack_scene(width, height, [], seed=seed, surface=surface)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_synthetic_dataset(root: str | os.PathLike, n: int, *, size: tuple[int, int] = (256, 256), seed: int = 0,
                             splits: Mapping[str, float] = _DEFAULT_SPLITS, **scene_kwargs) -> Path:
     """Write ``n`` scenes as ``images/<stem>.jpg``, ``masks/<stem>.png`` (0/255) and ``<split>.txt``.
@@ -285,8 +275,8 @@ def write_synthetic_dataset(root: str | os.PathLike, n: int, *, size: tuple[int,
         ok2, png = cv2.imencode(".png", s.mask.astype(np.uint8) * 255)
         if not (ok1 and ok2):
             raise RuntimeError(f"failed to encode sample {stem}")
-        _atomic_write(root / "images" / f"{stem}.jpg", jpg.tobytes())
-        _atomic_write(root / "masks" / f"{stem}.png", png.tobytes())
+        atomic_write_bytes(root / "images" / f"{stem}.jpg", jpg.tobytes())
+        atomic_write_bytes(root / "masks" / f"{stem}.png", png.tobytes())
     # Cumulative rounding so the splits are disjoint and cover every stem.
     frac = np.array(list(splits.values()), float)
     bounds = np.round(np.cumsum(frac) / frac.sum() * n).astype(int)
@@ -294,6 +284,6 @@ def write_synthetic_dataset(root: str | os.PathLike, n: int, *, size: tuple[int,
     start = 0
     for name, end in zip(splits, bounds):
         chosen = sorted(stems[j] for j in order[start:end])
-        _atomic_write(root / f"{name}.txt", "".join(f"{s}\n" for s in chosen).encode())
+        atomic_write_bytes(root / f"{name}.txt", "".join(f"{s}\n" for s in chosen).encode())
         start = end
     return root

@@ -29,8 +29,8 @@ from crackrender.train.task import SegmentationTask
 
 
 class ExportModel(Callback):
-    """After each validation, write the weights as safetensors (no pickle) beside the Lightning
-    checkpoints: model-last always, model-best when validation mIoU improved."""
+    """Write the weights as safetensors (no pickle) beside the Lightning checkpoints: model-last
+    after each validation and at the end, model-best when validation mIoU improved."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -48,8 +48,8 @@ class ExportModel(Callback):
             save_model(self.folder / "model-best.safetensors", task.model, info=info)
 
     def on_train_end(self, trainer: pl.Trainer, task: SegmentationTask) -> None:
-        # runs without validation data still leave a model behind
-        if trainer.is_global_zero and not (self.folder / "model-last.safetensors").exists():
+        # the final weights, also when max_time stopped mid-epoch or there is no validation data
+        if trainer.is_global_zero:
             save_model(self.folder / "model-last.safetensors", task.model,
                        info={"epoch": trainer.current_epoch, "global_step": trainer.global_step})
 
