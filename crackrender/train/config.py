@@ -16,6 +16,7 @@ DEFAULTS: dict = {
     "name": "cbprn",
     "seed": 0,
     "model": {"name": "cbprn"},
+    "init": None,               # model file (.safetensors or .ckpt) whose weights start training: fine-tuning
     "data": {
         "train": [],            # [{root: DIR, split: train}, ...]; relative roots are from the working directory
         "val": [],

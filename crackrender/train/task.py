@@ -6,6 +6,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from crackrender.checkpoint import load_state, read_checkpoint
 from crackrender.metrics import boundary_accuracy_counts, confusion, scores
 from crackrender.models import create_model
 from crackrender.train.losses import segmentation_losses
@@ -21,6 +22,9 @@ class SegmentationTask(pl.LightningModule):
         self.save_hyperparameters({"config": config})
         self.config = config
         self.model = create_model(**config["model"])
+        if config.get("init"):
+            _, state, _ = read_checkpoint(config["init"])
+            load_state(self.model, state, source=str(config["init"]))
         if config["trainer"].get("channels_last", True):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.point_generator: torch.Generator | None = None
