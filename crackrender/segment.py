@@ -51,10 +51,13 @@ class Segmenter:
         self.model, self.device, self.bf16 = model, device, bf16
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, *, device: str | None = None, bf16: bool = False,
+    def from_checkpoint(cls, path: str | os.PathLike | None = None, *, device: str | None = None, bf16: bool = False,
                         alpha: float | None = None, beta: float | None = None) -> "Segmenter":
+        """Load a model file; ``path=None`` loads the model shipped with the package."""
         from crackrender.checkpoint import load_model
+        from crackrender.weights import default_model_path
 
+        path = default_model_path() if path is None else path
         dev = resolve_device(device)
         overrides = {k: v for k, v in (("alpha", alpha), ("beta", beta)) if v is not None}
         model = load_model(path, device=dev, **overrides)
@@ -97,7 +100,7 @@ def overlay(image: np.ndarray, mask: np.ndarray, color=(255, 0, 0), opacity: flo
     return out
 
 
-def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *,
+def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.PathLike | None, out_dir: str | os.PathLike, *,
                   device: str | None = None, bf16: bool = False, alpha: float | None = None, beta: float | None = None,
                   save_prob: bool = False, save_overlay: bool = False, quantify_gsd: float | None = None,
                   quantify: bool = False, progress: bool = True) -> dict[str, dict]:
@@ -106,7 +109,8 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
     Writes ``<stem>.png`` (0/255 mask, same size as the image), ``<stem>.json`` (sidecar), and
     optionally ``<stem>_prob.png`` (8-bit probability) and ``<stem>_overlay.jpg``. With ``quantify``
     also crack measurements under ``out_dir/quantify``. An unreadable image is reported and
-    skipped; the others are still written. Returns the sidecars by stem.
+    skipped; the others are still written. ``checkpoint=None`` uses the shipped model. Returns
+    the sidecars by stem.
     """
     from tqdm import tqdm
 
@@ -118,6 +122,10 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
         from crackrender.quantify import quantify_mask, resolve_gsd, write_report, write_summary
 
         quantify_gsd = resolve_gsd(quantify_gsd)  # a bad GSD fails before anything is written
+    if checkpoint is None:
+        from crackrender.weights import default_model_path
+
+        checkpoint = default_model_path()
     seg = Segmenter.from_checkpoint(checkpoint, device=device, bf16=bf16, alpha=alpha, beta=beta)
     quant_results, quant_sources, failures, sidecars = {}, {}, [], {}
     for path in tqdm(paths, desc="segment", unit="image", disable=not progress or len(paths) < 2):

@@ -187,3 +187,24 @@ def test_train_cli_errors(tmp_path):
     config.write_text(yaml.safe_dump(cfg))
     result = _cli("train", config)
     assert result.returncode == 2 and "dataset folder not found" in result.stderr
+
+
+def test_init_starts_from_a_model_files_weights(tmp_path):
+    """``init=MODEL`` (fine-tuning) loads the file's weights; another architecture is refused."""
+    from crackrender.checkpoint import save_model
+    from crackrender.models import create_model
+    from crackrender.train.task import SegmentationTask
+
+    torch.manual_seed(3)
+    source = create_model(**TINY_MODEL)
+    path = save_model(tmp_path / "start.safetensors", source)
+    cfg = load_config(None, [f"model={TINY_MODEL}", f"init={path}"])
+    task = SegmentationTask(cfg)
+    for key, value in source.state_dict().items():
+        assert torch.equal(task.model.state_dict()[key], value), key
+    fresh = SegmentationTask(load_config(None, [f"model={TINY_MODEL}"]))
+    assert not torch.equal(fresh.model.point_head.state_dict()["layers.0.weight"],
+                           source.point_head.state_dict()["layers.0.weight"])
+    wider = load_config(None, [f"model={ {**TINY_MODEL, 'point_hidden': 48} }", f"init={path}"])
+    with pytest.raises(CrackRenderError, match="does not match the cbprn architecture"):
+        SegmentationTask(wider)
