@@ -130,6 +130,7 @@ def segment(inputs: Annotated[list[Path], typer.Argument(help="images and/or fol
             beta: Annotated[Optional[float], typer.Option(help="upper probability of that band")] = None,
             device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
             bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (fast on CPUs with AMX)")] = False,
+            split: Annotated[Optional[str], typer.Option(help="inputs are dataset folders: segment the images their SPLIT.txt lists")] = None,
             quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False):
     """Segment whole images at native resolution: <stem>.png masks and <stem>.json sidecars in OUT."""
     from crackrender.segment import segment_paths
@@ -138,7 +139,7 @@ def segment(inputs: Annotated[list[Path], typer.Argument(help="images and/or fol
         raise CrackRenderError("--gsd only applies with --quantify")
     sidecars = segment_paths(inputs, checkpoint, out, device=device, bf16=bf16, alpha=alpha, beta=beta,
                              save_prob=prob, save_overlay=overlay, quantify=quantify, quantify_gsd=gsd,
-                             progress=not quiet)
+                             split=split, progress=not quiet)
     for stem, s in sidecars.items():
         typer.echo(f"{stem}: {s['width']}x{s['height']}, {s['crack_pixels']} crack px, "
                    f"{s['refined_points']} points refined, {s['timings_s']['total']:.2f} s")
@@ -170,6 +171,25 @@ def demo(out: Annotated[Path, typer.Option("--out", help="output folder")] = Pat
                    f"max width {m.get('max_width', float('nan')):.2f} mm")
     typer.echo(f"wrote {out}/: scene_overlay.jpg (mask on photo), scene_errors.png (green hit, red false, "
                f"blue missed), quantify/scene_report.html, demo.json")
+
+
+@app.command("tables")
+def tables(table: Annotated[int, typer.Argument(help="the paper's table: 1, 2 or 3")],
+           quick: Annotated[bool, typer.Option("--quick", help="tiny models, a few steps, few images: minutes on a CPU")] = False,
+           out: Annotated[Path, typer.Option("--out", help="folder for runs/, tableN.md and tableN.json")] = Path("paper_runs"),
+           data: Annotated[str, typer.Option(help="shared (../shared/data) or synthetic (generated under OUT)")] = "shared",
+           long_edge: Annotated[Optional[int], typer.Option(help="Table 3: PointRend's coarse nets see images scaled to this long edge (default 900; 0: off)")] = None,
+           rows: Annotated[Optional[list[str]], typer.Option("--rows", help="only these rows (keys or set numbers, comma-separated or repeated)")] = None,
+           retrain: Annotated[bool, typer.Option("--retrain", help="train every selected row afresh instead of reusing finished runs")] = False,
+           device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+           quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False):
+    """Reproduce one of the paper's tables: train (or reuse), evaluate and time every row; write OUT/tableN.md beside the paper's numbers."""
+    from crackrender.paper.runner import command_line, run_table
+
+    keys = [k.strip() for item in rows or [] for k in item.split(",") if k.strip()]
+    run_table(table, quick=quick, out=out, data=data, long_edge=long_edge, rows=keys, retrain=retrain, device=device,
+              command=command_line(), progress=not quiet)
+    typer.echo(f"wrote {out / f'table{table}.md'}")
 
 
 def main() -> None:

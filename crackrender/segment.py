@@ -103,18 +103,22 @@ def overlay(image: np.ndarray, mask: np.ndarray, color=(255, 0, 0), opacity: flo
 def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.PathLike | None, out_dir: str | os.PathLike, *,
                   device: str | None = None, bf16: bool = False, alpha: float | None = None, beta: float | None = None,
                   save_prob: bool = False, save_overlay: bool = False, quantify_gsd: float | None = None,
-                  quantify: bool = False, progress: bool = True) -> dict[str, dict]:
+                  quantify: bool = False, split: str | None = None, progress: bool = True) -> dict[str, dict]:
     """Segment every image in ``inputs`` (files and folders) into ``out_dir``.
 
     Writes ``<stem>.png`` (0/255 mask, same size as the image), ``<stem>.json`` (sidecar), and
     optionally ``<stem>_prob.png`` (8-bit probability) and ``<stem>_overlay.jpg``. With ``quantify``
     also crack measurements under ``out_dir/quantify``. An unreadable image is reported and
-    skipped; the others are still written. ``checkpoint=None`` uses the shipped model. Returns
-    the sidecars by stem.
+    skipped; the others are still written. ``checkpoint=None`` uses the shipped model. With
+    ``split``, each input is a dataset folder and only the images its ``<split>.txt`` lists are
+    segmented. Returns the sidecars by stem.
     """
     from tqdm import tqdm
 
-    paths = list(index_by_stem(expand_inputs(inputs, "images"), "inputs").values())
+    from crackrender.data.datasets import split_images
+
+    files = split_images(inputs, split) if split else expand_inputs(inputs, "images")
+    paths = list(index_by_stem(files, "inputs").values())
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")

@@ -130,6 +130,21 @@ def test_bad_inputs_fail_clearly_and_keep_output(model_file, photos, tmp_path):
     assert r.returncode == 2 and "no such file" in r.stderr
 
 
+def test_split_segments_only_the_listed_images(model_file, tmp_path):
+    from conftest import line_mask, write_pair_dataset
+
+    root = write_pair_dataset(tmp_path / "ds", {f"m{i}": line_mask(row=20 + 5 * i) for i in range(3)},
+                              splits={"test": ["m0", "m2"], "val": ["m1"]})
+    r = _cli("segment", root, "--split", "test", "-c", model_file, "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["m0.png", "m2.png"]
+    r = _cli("segment", root, "--split", "train", "-c", model_file, "--out", tmp_path / "out")
+    assert r.returncode == 2 and "no split file train.txt" in r.stderr and r.stderr.count("\n") == 1
+    (root / "val.txt").write_text("m1\nghost\n")
+    r = _cli("segment", root, "--split", "val", "-c", model_file, "--out", tmp_path / "out")
+    assert r.returncode == 2 and "'ghost'" in r.stderr
+
+
 def test_overlay_tints_only_crack_pixels():
     image = np.full((4, 5, 3), 100, np.uint8)
     mask = np.zeros((4, 5), bool)

@@ -100,14 +100,14 @@ def test_missing_shipped_model_is_a_one_line_error(monkeypatch):
 def test_evaluate_reproduces_model_card_deepcrack537_test(tmp_path):
     """`segment` + `evaluate` on the official test split give the model card's numbers (0.5 pt)."""
     root = shared_dataset("deepcrack537")
-    stems = (root / "test.txt").read_text().split()
-    images = [root / "images" / f"{s}.jpg" for s in stems]
     pred = tmp_path / "pred"
-    r = _cli("segment", *images, "--out", pred, "-q")
+    r = _cli("segment", root, "--split", "test", "--out", pred, "-q")
     assert r.returncode == 0, r.stderr
     r = _cli("evaluate", pred, root / "masks", "--json", tmp_path / "eval.json")
     assert r.returncode == 0, r.stderr
-    summary = json.loads((tmp_path / "eval.json").read_text())["summary"]
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["n_images"] == len((root / "test.txt").read_text().split())
+    summary = result["summary"]
     card = read_checkpoint(default_model_path())[2]["deepcrack537_test"]
     model_card = (ROOT / "MODEL.md").read_text()
     # the card's convention: dataset-aggregate mIoU, IoU and Dice; mBA as CascadePSP's per-image mean

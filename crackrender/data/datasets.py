@@ -39,6 +39,22 @@ def find_file(folder: Path, stem: str, extensions: Sequence[str]) -> Path | None
     return None
 
 
+def split_images(roots: Sequence[str | os.PathLike], split: str) -> list[Path]:
+    """The image files that ``<root>/<split>.txt`` lists, for each dataset root in turn."""
+    paths = []
+    for root in map(Path, roots):
+        if not (root / "images").is_dir():
+            raise InputError(f"{root}: not a dataset folder (no images/ inside)")
+        for stem in read_split(root, split):
+            path = find_file(root / "images", stem, IMAGE_EXTENSIONS)
+            if path is None:
+                raise InputError(f"{root}: {split}.txt lists {stem!r} but images/ has no such image")
+            paths.append(path)
+    if not paths:
+        raise InputError(f"{split}.txt lists no images in {', '.join(map(str, roots))}")
+    return paths
+
+
 def to_sample(image: np.ndarray, mask: np.ndarray | None, transform: Callable | None) -> dict:
     img, msk = to_tv_tensors(image, mask)
     if transform is not None:
