@@ -155,8 +155,8 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
             "model": seg.model.config,
             "device": str(seg.device),
             "dtype": str(seg.dtype).removeprefix("torch."),
-            "alpha": seg.model.alpha,
-            "beta": seg.model.beta,
+            "alpha": getattr(seg.model, "alpha", None),  # only CBPRN refines an [alpha, beta] band
+            "beta": getattr(seg.model, "beta", None),
             "refined_points": result.refined_points,
             "crack_pixels": int(result.mask.sum()),
             "timings_s": {k: round(v, 4) for k, v in result.timings.items()},

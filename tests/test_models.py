@@ -54,6 +54,8 @@ def test_defaults_are_the_papers():
     assert c["strata_ratios"] == [0.3, 0.4, 0.3]
     assert c["point_ratio"] == pytest.approx(1 / 20)
     assert (c["point_layers"], c["point_hidden"]) == (3, 256)
+    # the ablation switches (tests/test_baselines.py) default to the paper's method
+    assert (c["sampling"], c["guidance"]) == ("boundary", "heatmap")
     # the modules follow the config, not just the dict
     assert m.backbone.channels == [256, 512, 1024, 2048]
     assert len(m.point_head.layers) == 3 and all(l.out_features == 256 for l in m.point_head.layers)

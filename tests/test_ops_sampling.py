@@ -358,3 +358,16 @@ def test_uncertain_pixels_bad_bounds(alpha, beta):
 def test_uncertain_pixels_needs_2d():
     with pytest.raises(ValueError):
         uncertain_pixels(torch.rand(1, 4, 4))
+
+
+def test_point_sample_keeps_coordinates_exact_for_half_precision_features():
+    """An 8K-wide map in bf16/fp16: points must still land on their own pixel (coordinates are
+    sampled in float32; in bf16 they would be off by up to ~30 px)."""
+    w = 8192
+    stripes = (torch.arange(w) % 2).float().view(1, 1, 1, w)  # 0/1 alternate: exact in any dtype
+    index = torch.arange(1, w, 2)
+    coords = pixel_centers(index, 1, w)[None]
+    for dtype in (torch.bfloat16, torch.float16):
+        out = point_sample(stripes.to(dtype), coords)
+        assert out.dtype == dtype
+        assert bool((out[0, :, 0] == 1).all()), dtype

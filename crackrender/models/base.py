@@ -8,7 +8,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from crackrender.errors import InputError
 
 # ImageNet statistics: torchvision's backbones expect them, pretrained or not.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -31,6 +34,36 @@ def check_images(images: torch.Tensor) -> None:
         raise ValueError(f"expected images of shape (B, 3, H, W) with values in [0, 1], got {shape}")
     if not images.is_floating_point():
         raise ValueError(f"expected float images in [0, 1], got dtype {images.dtype}")
+
+
+def check_choice(name: str, value, choices) -> None:
+    """One-line error (a CrackRenderError and a ValueError) for a value outside ``choices``."""
+    if value not in choices:
+        raise InputError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}")
+
+
+def pad_to_multiple(images: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad (B, C, H, W) on the bottom/right to a multiple of ``multiple``; return it and (H, W).
+
+    Reflect padding, so no artificial edge appears at the border (a crack detector reads a
+    zero-padded border as a dark line); replicate when the pad is not smaller than the image, which
+    reflect cannot do. Crop back with ``x[..., :H, :W]``.
+
+    Examples:
+        >>> padded, size = pad_to_multiple(torch.rand(1, 3, 67, 93), 32)
+        >>> tuple(padded.shape), size
+        ((1, 3, 96, 96), (67, 93))
+    """
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple <= 0:
+        raise ValueError(f"multiple must be a positive int, got {multiple!r}")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"expected a (B, C, H, W) tensor, got {tuple(getattr(images, 'shape', ()))}")
+    h, w = images.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if ph == 0 and pw == 0:
+        return images, (h, w)
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(images, (0, pw, 0, ph), mode=mode), (h, w)
 
 
 class Stopwatch:

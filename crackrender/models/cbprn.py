@@ -6,13 +6,61 @@ import torch
 import torch.nn.functional as F
 
 from crackrender.models.backbone import ResNetFeatures
-from crackrender.models.base import Prediction, SegmentationModel, Stopwatch, check_images
+from crackrender.models.base import Prediction, SegmentationModel, Stopwatch, check_choice, check_images
 from crackrender.models.edge_branch import EdgeGuidedBranch
 from crackrender.models.heads import EnhancedFeatureFusion, HeatmapHead, PointHead
-from crackrender.ops import pixel_centers, point_sample, sample_training_points, uncertain_pixels
+from crackrender.ops import pixel_centers, point_sample, sample_training_points, subdivision_inference, uncertain_pixels
+
+SAMPLINGS = ("boundary", "uniform")
+GUIDANCES = ("heatmap", "coarse_mask")
 
 
-class CBPRN(SegmentationModel):
+class EnhancedEncoder:
+    """CBPRN's encoder (ResNet + edge-guided branch + fusion into the enhanced feature map at
+    stride 4), shared with the conventional-decoder baseline. A mixin for SegmentationModel: the
+    attribute names (backbone, edge_branch, fusion) are CBPRN's state-dict keys, so keep them."""
+
+    def _build_encoder(self, backbone, pretrained, edge, edge_dim, edge_modules, edge_heads, window, edge_stride,
+                       edge_mlp_ratio, gf_radius, gf_eps, fpn_dim, feature_dim) -> None:
+        self.backbone = ResNetFeatures(backbone, pretrained)
+        # ablation switch (edge=False): the paper's network without its edge-guided branch
+        self.edge_branch = EdgeGuidedBranch(edge_dim, edge_modules, edge_heads, window, edge_stride,
+                                            edge_mlp_ratio, 0.0, gf_radius, gf_eps) if edge else None
+        self.fusion = EnhancedFeatureFusion(self.backbone.channels, edge_dim if edge else 0, fpn_dim, feature_dim)
+
+    def _encode(self, images: torch.Tensor, watch: Stopwatch) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """ResNet features res2..res5 and the edge features on res2's grid (None without the branch)."""
+        check_images(images)
+        x = self.normalize(images)
+        with watch("backbone", images.device):
+            feats = self.backbone(x)
+        edge = None
+        if self.edge_branch is not None:
+            with watch("edge_branch", images.device):
+                edge = self.edge_branch(images, self.normalize)
+                if edge.shape[-2:] != feats[0].shape[-2:]:
+                    # edge_stride != 4: resample to res2's grid (a crop would fail at stride 8 and
+                    # keep only the top-left corner at stride 2)
+                    edge = F.interpolate(edge, size=feats[0].shape[-2:], mode="bilinear", align_corners=False)
+        return feats, edge
+
+
+def uniform_training_points(masks: torch.Tensor, point_ratio: float,
+                            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """N = round(H*W*point_ratio) pixel centres per image drawn uniformly (with replacement), and
+    the mask's value there: Table 1's "uniform sampling" ablation."""
+    if masks.ndim != 4 or masks.shape[1] != 1:
+        raise ValueError(f"masks must be (B, 1, H, W), got {tuple(masks.shape)}")
+    b, _, h, w = masks.shape
+    n = int(round(h * w * point_ratio))
+    rand_device = generator.device if generator is not None else masks.device
+    index = torch.randint(h * w, (b, n), generator=generator, device=rand_device).to(masks.device)
+    coords = pixel_centers(index.reshape(-1), h, w).view(b, n, 2)
+    labels = (torch.gather(masks.reshape(b, -1).float(), 1, index) > 0.5).float()
+    return coords, labels
+
+
+class CBPRN(EnhancedEncoder, SegmentationModel):
     """The paper's network; every keyword has the paper's value (or DESIGN.md's reading) as default.
 
     Examples:
@@ -31,41 +79,35 @@ class CBPRN(SegmentationModel):
                  fpn_dim: int = 128, feature_dim: int = 128, heatmap_dim: int = 64,
                  point_hidden: int = 256, point_layers: int = 3,
                  point_ratio: float = 1 / 20, strata_ratios: tuple[float, float, float] = (0.3, 0.4, 0.3),
-                 band_k: int = 2, alpha: float = 0.3, beta: float = 0.7, point_chunk: int = 65536):
+                 band_k: int = 2, alpha: float = 0.3, beta: float = 0.7, point_chunk: int = 65536,
+                 sampling: str = "boundary", guidance: str = "heatmap", subdivision_points: int = 8096):
         super().__init__(dict(backbone=backbone, pretrained=pretrained, edge=edge, edge_dim=edge_dim,
                               edge_modules=edge_modules, edge_heads=edge_heads, window=window,
                               edge_stride=edge_stride, edge_mlp_ratio=edge_mlp_ratio, gf_radius=gf_radius,
                               gf_eps=gf_eps, fpn_dim=fpn_dim, feature_dim=feature_dim, heatmap_dim=heatmap_dim,
                               point_hidden=point_hidden, point_layers=point_layers, point_ratio=point_ratio,
                               strata_ratios=list(strata_ratios), band_k=band_k, alpha=alpha, beta=beta,
-                              point_chunk=point_chunk))
+                              point_chunk=point_chunk, sampling=sampling, guidance=guidance,
+                              subdivision_points=subdivision_points))
         if not 0.0 <= alpha < beta <= 1.0:
             raise ValueError(f"need 0 <= alpha < beta <= 1, got alpha={alpha}, beta={beta}")
-        self.backbone = ResNetFeatures(backbone, pretrained)
-        # ablation switch (edge=False): the paper's network without its edge-guided branch
-        self.edge_branch = EdgeGuidedBranch(edge_dim, edge_modules, edge_heads, window, edge_stride,
-                                            edge_mlp_ratio, 0.0, gf_radius, gf_eps) if edge else None
-        self.fusion = EnhancedFeatureFusion(self.backbone.channels, edge_dim if edge else 0, fpn_dim, feature_dim)
+        # ablation switches: uniform training points (Table 1), PointRend's subdivision (Table 3)
+        check_choice("sampling", sampling, SAMPLINGS)
+        check_choice("guidance", guidance, GUIDANCES)
+        if isinstance(subdivision_points, bool) or not isinstance(subdivision_points, int) or subdivision_points <= 0:
+            raise ValueError(f"subdivision_points must be a positive int, got {subdivision_points!r}")
+        self._build_encoder(backbone, pretrained, edge, edge_dim, edge_modules, edge_heads, window, edge_stride,
+                            edge_mlp_ratio, gf_radius, gf_eps, fpn_dim, feature_dim)
         self.heatmap_head = HeatmapHead(feature_dim, heatmap_dim)
         self.point_head = PointHead(feature_dim, point_hidden, point_layers)
         self.point_ratio, self.strata_ratios, self.band_k = point_ratio, tuple(strata_ratios), band_k
         self.alpha, self.beta, self.point_chunk = alpha, beta, point_chunk
+        self.sampling, self.guidance, self.subdivision_points = sampling, guidance, subdivision_points
 
     def forward(self, images: torch.Tensor, timings: dict | None = None) -> dict:
         """images (B,3,H,W) in [0,1] -> {"coarse": logits (B,1,H/4,W/4), "features": (B,C,H/4,W/4)}."""
-        check_images(images)
         watch = Stopwatch(timings)
-        x = self.normalize(images)
-        with watch("backbone", images.device):
-            feats = self.backbone(x)
-        edge = None
-        if self.edge_branch is not None:
-            with watch("edge_branch", images.device):
-                edge = self.edge_branch(images, self.normalize)
-                if edge.shape[-2:] != feats[0].shape[-2:]:
-                    # edge_stride != 4: resample to res2's grid (a crop would fail at stride 8 and
-                    # keep only the top-left corner at stride 2)
-                    edge = F.interpolate(edge, size=feats[0].shape[-2:], mode="bilinear", align_corners=False)
+        feats, edge = self._encode(images, watch)
         with watch("heatmap", images.device):
             features = self.fusion(feats, edge)
             coarse = self.heatmap_head(features)
@@ -79,27 +121,44 @@ class CBPRN(SegmentationModel):
 
     def training_outputs(self, images, masks, generator=None) -> dict:
         """Heatmap logits, and point logits/labels at points drawn from the label (0.3 interior :
-        0.4 boundary band : 0.3 background, N = H*W*point_ratio)."""
+        0.4 boundary band : 0.3 background, N = H*W*point_ratio); with ``sampling="uniform"``,
+        N pixels drawn uniformly over the image instead (no strata)."""
         out = self(images)
-        coords, labels, strata = sample_training_points(masks, ratios=self.strata_ratios, k=self.band_k,
-                                                        point_ratio=self.point_ratio, generator=generator)
-        out["point_logits"] = self.point_logits(out["features"], out["coarse"], coords.to(out["features"].dtype))
+        if self.sampling == "uniform":
+            coords, labels = uniform_training_points(masks, self.point_ratio, generator)
+        else:
+            coords, labels, strata = sample_training_points(masks, ratios=self.strata_ratios, k=self.band_k,
+                                                            point_ratio=self.point_ratio, generator=generator)
+            out["point_strata"] = strata
+        out["point_logits"] = self.point_logits(out["features"], out["coarse"], coords)
         out["point_labels"] = labels
-        out["point_strata"] = strata
         return out
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, *, alpha: float | None = None, beta: float | None = None,
-                chunk: int | None = None, timings: dict | None = None) -> Prediction:
+                chunk: int | None = None, refine: bool = True, timings: dict | None = None) -> Prediction:
         """Full-resolution mask: pixels whose upsampled heatmap probability lies in [alpha, beta]
         are re-predicted by the point head (in chunks, so memory is bounded); the rest keep the
-        thresholded heatmap."""
+        thresholded heatmap. ``refine=False``: the upsampled heatmap alone. With
+        ``guidance="coarse_mask"``: PointRend's subdivision from the heatmap logits instead of the
+        [alpha, beta] rule (``subdivision_points`` per x2 step)."""
         alpha = self.alpha if alpha is None else alpha
         beta = self.beta if beta is None else beta
         chunk = chunk or self.point_chunk
         h, w = images.shape[-2:]
         out = self(images, timings)
         watch = Stopwatch(timings)
+        if not refine:
+            logits = F.interpolate(out["coarse"].float(), size=(h, w), mode="bilinear", align_corners=False)
+            prob = torch.sigmoid(logits[:, 0])
+            return Prediction(prob > 0.5, prob, [0] * images.shape[0])
+        if self.guidance == "coarse_mask":
+            feats, coarse = out["features"], out["coarse"]
+            with watch("point_refinement", images.device):
+                logits, counts = subdivision_inference(
+                    coarse, lambda c: self.point_logits(feats, coarse, c), (h, w), self.subdivision_points)
+            prob = torch.sigmoid(logits[:, 0])
+            return Prediction(prob > 0.5, prob, counts)
         masks, probs, counts = [], [], []
         with watch("point_refinement", images.device):
             for b in range(images.shape[0]):
@@ -109,7 +168,7 @@ class CBPRN(SegmentationModel):
                 feats, coarse = out["features"][b:b + 1], out["coarse"][b:b + 1]
                 for start in range(0, index.numel(), chunk):
                     part = index[start:start + chunk]
-                    coords = pixel_centers(part, h, w)[None].to(feats.dtype)
+                    coords = pixel_centers(part, h, w)[None]  # float32: see point_sample
                     logit[part] = self.point_logits(feats, coarse, coords)[0].float()
                 prob = torch.sigmoid(logit).view(h, w)
                 probs.append(prob)

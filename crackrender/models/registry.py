@@ -5,8 +5,11 @@ from __future__ import annotations
 from crackrender.errors import CrackRenderError
 from crackrender.models.base import SegmentationModel
 from crackrender.models.cbprn import CBPRN
+from crackrender.models.conv_decoder import ConvDecoderNet
+from crackrender.models.pointrend import PointRend
 
-MODELS: dict[str, type[SegmentationModel]] = {"cbprn": CBPRN}
+# the paper's network and its baselines (Table 1: conv_decoder; Table 3: pointrend)
+MODELS: dict[str, type[SegmentationModel]] = {"cbprn": CBPRN, "pointrend": PointRend, "conv_decoder": ConvDecoderNet}
 
 
 def create_model(name: str = "cbprn", **kwargs) -> SegmentationModel:

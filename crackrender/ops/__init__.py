@@ -12,6 +12,7 @@ from crackrender.ops.sampling import (
     stratum_quotas,
     uncertain_pixels,
 )
+from crackrender.ops.subdivision import subdivision_inference, uncertain_training_points, uncertainty
 
 __all__ = [
     "BACKGROUND",
@@ -26,4 +27,7 @@ __all__ = [
     "sample_training_points",
     "stratum_quotas",
     "uncertain_pixels",
+    "subdivision_inference",
+    "uncertain_training_points",
+    "uncertainty",
 ]

@@ -79,9 +79,13 @@ def point_sample(features: Tensor, coords: Tensor, mode: str = "bilinear") -> Te
         raise ValueError(f"mode must be 'bilinear' or 'nearest', got {mode!r}")
     # grid_sample reads a channels-last map several times faster on CPU (DESIGN.md section 6)
     features = features.contiguous(memory_format=torch.channels_last)
-    grid = (2 * coords.to(features.dtype) - 1).unsqueeze(2)
-    out = F.grid_sample(features, grid, mode=mode, padding_mode="border", align_corners=False)
-    return out.squeeze(3).transpose(1, 2)
+    dtype = features.dtype
+    # at least float32: in fp16/bf16 a point on an 8K image would land up to 16-30 px off
+    work = torch.promote_types(dtype, torch.float32)
+    grid = (2 * coords.to(work) - 1).unsqueeze(2)
+    with torch.autocast(features.device.type, enabled=False):
+        out = F.grid_sample(features.to(work), grid, mode=mode, padding_mode="border", align_corners=False)
+    return out.squeeze(3).transpose(1, 2).to(dtype)
 
 
 def _as_bool_mask(mask: Tensor, name: str = "mask") -> Tensor:

@@ -1,0 +1,142 @@
+"""The original PointRend (Kirillov et al. 2020) guided by a coarse network: the baseline of the
+paper's Table 3. Training points are chosen by the coarse mask's uncertainty, inference is
+subdivision; CBPRN replaces both (label-driven strata, the [alpha, beta] rule on its heatmap).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+import torch.nn.functional as F
+
+from crackrender.models.base import Prediction, SegmentationModel, Stopwatch, check_images, pad_to_multiple
+from crackrender.models.coarse_nets import build_coarse_net
+from crackrender.models.heads import PointHead
+from crackrender.ops import pixel_centers, point_sample, subdivision_inference, uncertain_training_points
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def crop_to_image(x: torch.Tensor, size: tuple[int, int], padded: tuple[int, int]) -> torch.Tensor:
+    """The part of a map computed on a bottom/right-padded input that covers the image.
+
+    ``x`` covers ``padded`` (Hp, Wp) input pixels, the image its top-left ``size`` (h, w). The
+    result has ``ceil`` of the image's share of ``x``'s cells, resampled (bilinear, at cell centres)
+    so that it spans exactly the image: a stride-4 map of a 67-row image has 17 rows covering 67.
+    """
+    (h, w), (hp, wp) = size, padded
+    if (h, w) == (hp, wp):
+        return x
+    b, c, mh, mw = x.shape
+    oh, ow = -(-mh * h // hp), -(-mw * w // wp)
+    if mh * h % hp == 0 and mw * w % wp == 0:
+        return x[..., :oh, :ow]  # the image ends on a cell border: an exact crop
+    coords = pixel_centers(torch.arange(oh * ow, device=x.device), oh, ow)
+    coords = coords * torch.tensor([w / wp, h / hp], device=x.device)
+    return point_sample(x, coords[None].expand(b, -1, -1)).transpose(1, 2).reshape(b, c, oh, ow)
+
+
+class PointRend(SegmentationModel):
+    """A coarse network (``coarse``: fcn, unet, deeplabv3plus, pspnet, refinenet) plus PointRend's
+    point head on its stride-4 encoder features and the coarse logit.
+
+    Images are reflect-padded to ``pad_multiple`` and everything is cropped back, so any size
+    works. With ``coarse_long_edge`` set, ``predict`` runs the coarse network on the image scaled
+    down to that long edge (Table 3's setting, 900) and the point head refines up to full size.
+
+    Examples:
+        >>> model = PointRend(coarse="pspnet", backbone="resnet18", point_hidden=32).eval()
+        >>> out = model.predict(torch.rand(1, 3, 67, 93))
+        >>> tuple(out.mask.shape), out.mask.dtype
+        ((1, 67, 93), torch.bool)
+    """
+
+    name = "pointrend"
+
+    def __init__(self, *, coarse: str = "unet", backbone: str = "resnet50", pretrained: bool = False,
+                 point_hidden: int = 256, point_layers: int = 3, train_points: int = 2048,
+                 oversample: float = 3.0, importance: float = 0.75, subdivision_points: int = 8096,
+                 coarse_long_edge: int | None = None, pad_multiple: int = 32):
+        super().__init__(dict(coarse=coarse, backbone=backbone, pretrained=pretrained, point_hidden=point_hidden,
+                              point_layers=point_layers, train_points=train_points, oversample=oversample,
+                              importance=importance, subdivision_points=subdivision_points,
+                              coarse_long_edge=coarse_long_edge, pad_multiple=pad_multiple))
+        self.train_points = _positive_int(train_points, "train_points")
+        self.subdivision_points = _positive_int(subdivision_points, "subdivision_points")
+        if not isinstance(oversample, numbers.Real) or not oversample >= 1:
+            raise ValueError(f"oversample must be >= 1, got {oversample!r}")
+        if not isinstance(importance, numbers.Real) or not 0 <= importance <= 1:
+            raise ValueError(f"importance must lie in [0, 1], got {importance!r}")
+        if coarse_long_edge is not None:
+            _positive_int(coarse_long_edge, "coarse_long_edge")
+        # every coarse net needs sides divisible by its deepest stride, 32
+        if _positive_int(pad_multiple, "pad_multiple") % 32:
+            raise ValueError(f"pad_multiple must be a multiple of 32 (the encoders' stride), got {pad_multiple}")
+        self.oversample, self.importance = float(oversample), float(importance)
+        self.coarse_long_edge, self.pad_multiple = coarse_long_edge, pad_multiple
+        self.coarse_net = build_coarse_net(coarse, backbone, pretrained)
+        self.point_head = PointHead(self.coarse_net.fine_channels, point_hidden, point_layers)
+
+    def forward(self, images: torch.Tensor) -> dict:
+        """images (B,3,H,W) in [0,1] -> {"coarse": logits covering exactly the image at the coarse
+        net's stride, "padded_coarse" and "fine": the maps of the padded input, "extent": the
+        image's (x, y) share of the padded input}."""
+        check_images(images)
+        x, (h, w) = pad_to_multiple(self.normalize(images), self.pad_multiple)
+        hp, wp = x.shape[-2:]
+        coarse, fine = self.coarse_net(x)
+        return {"coarse": crop_to_image(coarse, (h, w), (hp, wp)), "padded_coarse": coarse, "fine": fine,
+                "extent": (w / wp, h / hp)}
+
+    def point_logits(self, out: dict, coords: torch.Tensor) -> torch.Tensor:
+        """Point-head logits (B,P) at (B,P,2) coordinates normalised to the image (not the pad)."""
+        fine = out["fine"]
+        # float32 coordinates: in bf16 a 2K image's points would move by several pixels
+        coords = coords.float() * torch.tensor(out["extent"], device=fine.device)
+        fine_at = point_sample(fine, coords)
+        coarse_at = point_sample(out["padded_coarse"], coords)
+        return self.point_head(fine_at, coarse_at.to(fine_at.dtype))
+
+    def training_outputs(self, images, masks, generator=None) -> dict:
+        """Coarse logits, and point logits/labels at PointRend's uncertainty-driven training points
+        (labels: the mask at each point, nearest pixel)."""
+        out = self(images)
+        coords = uncertain_training_points(out["coarse"], self.train_points, self.oversample, self.importance,
+                                           generator=generator)
+        out["point_logits"] = self.point_logits(out, coords)
+        labels = point_sample(masks.float(), coords, mode="nearest")[..., 0]
+        out["point_labels"] = (labels > 0.5).float()
+        return out
+
+    def _coarse_input(self, images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        if self.coarse_long_edge is None or max(h, w) <= self.coarse_long_edge:
+            return images  # scale down only: a small image gains nothing from upsampling
+        s = self.coarse_long_edge / max(h, w)
+        size = (max(1, round(h * s)), max(1, round(w * s)))
+        return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, *, refine: bool = True, timings: dict | None = None) -> Prediction:
+        """Full-resolution mask. ``refine=True``: subdivision inference from the coarse logits
+        (``subdivision_points`` per x2 step); ``refine=False``: the coarse logits upsampled
+        (bilinear), to score the coarse network alone."""
+        check_images(images)
+        h, w = images.shape[-2:]
+        watch = Stopwatch(timings)
+        with watch("coarse", images.device):
+            out = self(self._coarse_input(images))
+        if refine:
+            with watch("point_refinement", images.device):
+                logits, counts = subdivision_inference(out["coarse"], lambda c: self.point_logits(out, c), (h, w),
+                                                       self.subdivision_points)
+        else:
+            logits = F.interpolate(out["coarse"].float(), size=(h, w), mode="bilinear", align_corners=False)
+            counts = [0] * images.shape[0]
+        prob = torch.sigmoid(logits[:, 0])
+        return Prediction(prob > 0.5, prob, counts)

@@ -1,0 +1,344 @@
+"""The paper's baselines: PointRend guided by five coarse networks (Table 3), CBPRN's encoder with a
+conventional decoder (Table 1), CBPRN's ablation switches, PointRend's point selection
+(uncertainty-driven training points, subdivision inference) and padding to a multiple of 32."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import TINY_CBPRN, line_mask
+from test_models import no_network, torch_home  # noqa: F401  (fixtures: offline torch hub)
+
+from crackrender.checkpoint import load_model, load_state, save_model
+from crackrender.errors import CrackRenderError
+from crackrender.models import create_model
+from crackrender.models.base import pad_to_multiple
+from crackrender.models.coarse_nets import COARSE_KINDS, PooledBatchNorm
+from crackrender.models.pointrend import crop_to_image
+from crackrender.ops import boundary_band, subdivision_inference, uncertain_training_points
+from crackrender.train.losses import segmentation_losses
+
+TINY_POINTREND = dict(backbone="resnet18", point_hidden=32, train_points=64, subdivision_points=256)
+TINY_DECODER = {k: v for k, v in TINY_CBPRN.items() if k not in ("heatmap_dim", "point_hidden")}
+STRIDES = {"fcn": 32, "unet": 1, "deeplabv3plus": 4, "pspnet": 8, "refinenet": 4}
+
+
+def pointrend(coarse: str, **overrides):
+    torch.manual_seed(0)
+    return create_model("pointrend", coarse=coarse, **{**TINY_POINTREND, **overrides})
+
+
+def images(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def masks_for(b: int, h: int, w: int) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(line_mask(h, w, row=h // 2 + i, thickness=7)) for i in range(b)])[:, None].float()
+
+
+def assert_grads(module, name: str) -> None:
+    grads = [p.grad for p in module.parameters()]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), name
+    assert sum(float(g.abs().sum()) for g in grads) > 0, name
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+def test_pointrend_defaults():
+    c = create_model("pointrend", backbone="resnet18").config
+    assert c == dict(name="pointrend", coarse="unet", backbone="resnet18", pretrained=False, point_hidden=256,
+                     point_layers=3, train_points=2048, oversample=3.0, importance=0.75, subdivision_points=8096,
+                     coarse_long_edge=None, pad_multiple=32)
+
+
+@pytest.mark.parametrize("name,kwargs,pattern", [
+    ("pointrend", dict(coarse="segnet"), r"coarse network 'segnet'.*fcn, unet, deeplabv3plus, pspnet, refinenet"),
+    ("cbprn", dict(guidance="mask"), r"guidance 'mask'.*heatmap, coarse_mask"),
+    ("cbprn", dict(sampling="random"), r"sampling 'random'.*boundary, uniform"),
+])
+def test_unknown_choices(name, kwargs, pattern):
+    with pytest.raises(CrackRenderError, match=pattern) as info:
+        create_model(name, backbone="resnet18", **kwargs)
+    assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("kwargs", [dict(pad_multiple=48), dict(importance=1.5), dict(oversample=0.5),
+                                    dict(train_points=0), dict(coarse_long_edge=-1)])
+def test_pointrend_bad_arguments(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        create_model("pointrend", backbone="resnet18", **kwargs)
+
+
+# --- padding ------------------------------------------------------------------------------------
+
+def test_pad_to_multiple():
+    x = images(1, 67, 93)
+    padded, size = pad_to_multiple(x, 32)
+    assert size == (67, 93) and padded.shape == (1, 3, 96, 96)
+    assert torch.equal(padded[..., :67, :93], x)
+    assert torch.equal(padded[..., 67, :93], x[..., 65, :])  # reflect: row 67 mirrors row 65
+    same, _ = pad_to_multiple(images(1, 64, 96), 32)
+    assert same.shape == (1, 3, 64, 96)
+    tiny_img = images(1, 5, 7)  # a 27-row pad cannot reflect 5 rows: replicate
+    padded, _ = pad_to_multiple(tiny_img, 32)
+    assert padded.shape == (1, 3, 32, 32) and torch.equal(padded[..., 31, :7], tiny_img[..., 4, :])
+    with pytest.raises(ValueError, match="multiple"):
+        pad_to_multiple(x, 0)
+
+
+def test_crop_to_image():
+    x = torch.arange(96 * 96, dtype=torch.float32).view(1, 1, 96, 96)
+    # a full-resolution map is cropped exactly
+    assert torch.equal(crop_to_image(x, (67, 93), (96, 96)), x[..., :67, :93])
+    # a stride-4 map keeps ceil(67/4) x ceil(93/4) cells spanning the image
+    assert crop_to_image(x[..., ::4, ::4], (67, 93), (96, 96)).shape == (1, 1, 17, 24)
+    assert crop_to_image(x, (96, 96), (96, 96)) is x
+    # a stride-4 map of 67 rows in 96: 17 cells resampled to span the 67 rows, not 68
+    ramp = torch.arange(96, dtype=torch.float32).view(1, 1, 96, 1).expand(1, 1, 96, 96)
+    crop = crop_to_image(F.avg_pool2d(ramp, 4), (67, 93), (96, 96))
+    centres = (torch.arange(17) + 0.5) * 67 / 17 - 0.5  # image rows at the cells' centres
+    # (the first centre, 1.47, lies above the map's first cell centre, 1.5: clamped there)
+    torch.testing.assert_close(crop[0, 0, 1:, 0], centres[1:])
+
+
+# --- subdivision inference ----------------------------------------------------------------------
+
+def ramp_coarse() -> torch.Tensor:
+    # columns -15, -5, 5, 15: upsampled x2 (bilinear) they read -15 -12.5 -7.5 -2.5 2.5 7.5 12.5 15,
+    # so columns 3 and 4 (|2.5|) are the only uncertain ones, 8 rows each
+    return torch.tensor([-15.0, -5.0, 5.0, 15.0]).repeat(2, 1, 4, 1)
+
+
+def test_subdivision_refines_the_most_uncertain_pixels():
+    seen = []
+
+    def truth(coords):  # crack from column 3 on: the coarse map says column 3 is background
+        seen.append(coords)
+        return torch.where(coords[..., 0] * 8 - 0.5 >= 3, 10.0, -10.0)
+
+    logits, counts = subdivision_inference(ramp_coarse(), truth, (8, 8), num_points=16)
+    assert counts == [16, 16] and logits.shape == (2, 1, 8, 8)
+    (coords,) = seen
+    cols = (coords[..., 0] * 8 - 0.5).round().long()
+    rows = (coords[..., 1] * 8 - 0.5).round().long()
+    for b in range(2):
+        assert sorted(zip(rows[b].tolist(), cols[b].tolist())) == [(r, c) for r in range(8) for c in (3, 4)]
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[:, 3:] = True
+    assert torch.equal(logits[:, 0] > 0, expected.expand(2, 8, 8))  # column 3 fixed
+    untouched = F.interpolate(ramp_coarse(), size=(8, 8), mode="bilinear", align_corners=False)
+    keep = torch.ones(8, dtype=torch.bool)
+    keep[3:5] = False
+    assert torch.equal(logits[..., keep], untouched[..., keep])
+
+
+def test_subdivision_steps_and_counts():
+    sizes = []
+
+    def fn(coords):
+        sizes.append(coords.shape[1])
+        # every point is a pixel centre of the current grid
+        return torch.zeros(coords.shape[:2])
+
+    logits, counts = subdivision_inference(torch.randn(1, 1, 4, 4), fn, (13, 21), num_points=50)
+    # 4x4 -> 8x8 (50 of 64) -> 13x16 (50) -> 13x21 (50)
+    assert logits.shape == (1, 1, 13, 21) and counts == [150] and sizes == [50, 50, 50]
+    small, counts = subdivision_inference(torch.randn(1, 1, 2, 2), fn, (4, 4), num_points=50)
+    assert counts == [16]  # fewer pixels than points: all of them
+    same = torch.randn(1, 1, 6, 6)
+    out, counts = subdivision_inference(same, fn, (6, 6))
+    assert counts == [0] and torch.equal(out, same)
+    with pytest.raises(ValueError, match="point_fn"):
+        subdivision_inference(same, lambda c: torch.zeros(3), (12, 12))
+
+
+# --- uncertainty-driven training points ---------------------------------------------------------
+
+def test_uncertain_training_points_near_the_boundary():
+    x = (torch.arange(64) + 0.5) / 64
+    logits = (20 * (x - 0.5)).repeat(2, 1, 32, 1)  # crack boundary at x = 0.5
+    g = torch.Generator().manual_seed(0)
+    coords = uncertain_training_points(logits, 400, oversample=3.0, importance=0.75, generator=g)
+    assert coords.shape == (2, 400, 2) and coords.min() >= 0 and coords.max() <= 1
+    dist = (coords[..., 0] - 0.5).abs()
+    # the 300 most uncertain of 1200 uniform points lie within ~1/8 of the boundary
+    assert float(dist[:, :300].max()) < 0.16
+    # the last 100 are uniform: they cover the image
+    assert float(dist[:, 300:].max()) > 0.4 and 0.15 < float(dist[:, 300:].mean()) < 0.35
+    again = uncertain_training_points(logits, 400, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(coords, again)
+    uniform = uncertain_training_points(logits, 400, importance=0.0, generator=torch.Generator().manual_seed(1))
+    assert float((uniform[..., 0] - 0.5).abs().mean()) > 0.2
+    with pytest.raises(ValueError, match="oversample"):
+        uncertain_training_points(logits, 10, oversample=0.5)
+
+
+# --- PointRend with each coarse network ---------------------------------------------------------
+
+@pytest.mark.parametrize("kind", COARSE_KINDS)
+def test_pointrend_trains_and_predicts(kind):
+    m = pointrend(kind).train()
+    x, masks = images(2, 64, 96), masks_for(2, 64, 96)
+    out = m.training_outputs(x, masks, generator=torch.Generator().manual_seed(0))
+    s = STRIDES[kind]
+    assert out["coarse"].shape == (2, 1, 64 // s, 96 // s)
+    assert out["point_logits"].shape == (2, 64) and out["point_labels"].shape == (2, 64)
+    assert set(out["point_labels"].unique().tolist()) <= {0.0, 1.0}
+    terms = segmentation_losses(out, masks, {})
+    assert all(torch.isfinite(v) for v in terms.values()) and "points" in terms
+    terms["loss"].backward()
+    assert_grads(m.point_head, "point_head")
+    assert_grads(m.coarse_net, "coarse_net")
+
+    m.eval()
+    x = images(1, 67, 93, seed=3)
+    timings = {}
+    pred = m.predict(x, timings=timings)
+    assert pred.mask.shape == (1, 67, 93) and pred.mask.dtype == torch.bool
+    assert torch.equal(pred.mask, pred.prob > 0.5) and set(timings) == {"coarse", "point_refinement"}
+    coarse = m.predict(x, refine=False)
+    assert coarse.refined_points == [0] and coarse.mask.shape == (1, 67, 93)
+    if s == 1:  # UNet's coarse mask is already full size: nothing to subdivide
+        assert pred.refined_points == [0]
+        torch.testing.assert_close(pred.prob, coarse.prob, rtol=0, atol=1e-6)
+    else:
+        assert pred.refined_points[0] > 0 and not torch.equal(pred.prob, coarse.prob)
+
+
+def test_pointrend_point_labels_are_the_mask_at_the_points(monkeypatch):
+    m = pointrend("pspnet")
+    seen = []
+    original = m.point_logits
+    monkeypatch.setattr(m, "point_logits", lambda out, coords: seen.append(coords) or original(out, coords))
+    masks = masks_for(1, 67, 93)  # odd size: padded inside, labels still from the unpadded mask
+    with torch.no_grad():
+        out = m.training_outputs(images(1, 67, 93), masks, generator=torch.Generator().manual_seed(2))
+    (coords,) = seen
+    rows = (coords[0, :, 1] * 67).long().clamp(max=66)
+    cols = (coords[0, :, 0] * 93).long().clamp(max=92)
+    assert torch.equal(out["point_labels"][0], masks[0, 0, rows, cols])
+    assert out["coarse"].shape == (1, 1, math.ceil(67 / 8), math.ceil(93 / 8))
+
+
+def test_deeplab_trains_on_a_batch_of_one():
+    m = pointrend("deeplabv3plus").train()
+    pooled = [mod for mod in m.modules() if isinstance(mod, PooledBatchNorm)]
+    assert len(pooled) == 1
+    before = pooled[0].running_mean.clone()
+    out = m.training_outputs(images(1, 64, 64), masks_for(1, 64, 64), generator=torch.Generator().manual_seed(0))
+    segmentation_losses(out, masks_for(1, 64, 64), {})["loss"].backward()
+    assert torch.equal(pooled[0].running_mean, before)  # no batch statistics from one value
+    m.training_outputs(images(2, 64, 64), masks_for(2, 64, 64))
+    assert not torch.equal(pooled[0].running_mean, before)  # ordinary BatchNorm otherwise
+
+
+def test_coarse_long_edge(monkeypatch):
+    m = pointrend("pspnet", coarse_long_edge=64).eval()
+    inputs = []
+    m.coarse_net.register_forward_pre_hook(lambda mod, args: inputs.append(tuple(args[0].shape[-2:])))
+    pred = m.predict(images(1, 70, 150))
+    assert inputs == [(32, 64)]  # 70x150 -> 30x64, padded to 32x64
+    assert pred.mask.shape == (1, 70, 150)
+    # 4x8 coarse cells -> 8x16 (all 128) -> 16x32 -> 32x64 -> 64x128 -> 70x150 (256 each)
+    assert pred.refined_points == [128 + 4 * 256]
+    m.predict(images(1, 40, 60))
+    assert inputs[-1] == (64, 64)  # never scaled up
+
+
+def test_pointrend_round_trip(tmp_path):
+    m = pointrend("pspnet")
+    with torch.no_grad():
+        m.train()(images(2, 64, 64, seed=5))
+    m.eval()
+    path = save_model(tmp_path / "pointrend.safetensors", m)
+    loaded = load_model(path)
+    assert loaded.config == m.config
+    x = images(1, 67, 93, seed=6)
+    a, b = m.predict(x), loaded.predict(x)
+    assert torch.equal(a.prob, b.prob) and a.refined_points == b.refined_points
+
+
+@pytest.mark.parametrize("kind", ["fcn", "unet"])
+def test_pretrained_offline_fails(kind, torch_home, no_network, monkeypatch):  # noqa: F811
+    import segmentation_models_pytorch.encoders as smp_encoders
+
+    def offline(*args, **kwargs):
+        raise OSError("offline")
+
+    monkeypatch.setattr(smp_encoders, "hf_hub_download", offline)
+    with pytest.raises(CrackRenderError, match="pretrained: false") as info:
+        pointrend(kind, pretrained=True)
+    assert "offline" in str(info.value) and "\n" not in str(info.value)
+
+
+# --- CBPRN's conventional-decoder baseline and ablation switches --------------------------------
+
+def test_conv_decoder():
+    torch.manual_seed(0)
+    m = create_model("conv_decoder", **TINY_DECODER).train()
+    x, masks = images(2, 67, 93), masks_for(2, 67, 93)
+    out = m.training_outputs(x, masks)
+    assert set(out) == {"coarse"} and out["coarse"].shape == (2, 1, 67, 93)
+    terms = segmentation_losses(out, masks, {})
+    assert set(terms) == {"heatmap_bce", "heatmap_dice", "loss"} and torch.isfinite(terms["loss"])
+    terms["loss"].backward()
+    for part in ("backbone", "edge_branch", "fusion", "decoder"):
+        assert_grads(getattr(m, part), part)
+    pred = m.eval().predict(images(1, 67, 93))
+    assert pred.mask.shape == (1, 67, 93) and pred.mask.dtype == torch.bool and pred.refined_points == [0]
+    # CBPRN's encoder, under CBPRN's state-dict keys; no heatmap or point head
+    cbprn_keys = {k for k in create_model("cbprn", **TINY_CBPRN).state_dict() if not k.startswith(("heatmap", "point"))}
+    assert {k for k in m.state_dict() if not k.startswith("decoder.")} == cbprn_keys
+
+
+def cbprn(**overrides):
+    torch.manual_seed(0)
+    return create_model("cbprn", **{**TINY_CBPRN, **overrides})
+
+
+def test_cbprn_uniform_sampling():
+    m = cbprn(sampling="uniform")
+    masks = masks_for(2, 40, 60)
+    with torch.no_grad():
+        out = m.training_outputs(images(2, 40, 60), masks, generator=torch.Generator().manual_seed(0))
+    assert out["point_logits"].shape == (2, 120) and "point_strata" not in out
+    # uniform: the crack share of the labels follows the crack's area (7 of 40 rows), not 0.3 + band
+    share = float(out["point_labels"].mean())
+    assert abs(share - float(masks.mean())) < 0.1
+    assert torch.isfinite(segmentation_losses(out, masks, {})["loss"])
+
+
+def test_cbprn_band_k0_samples_the_edge(monkeypatch):
+    m = cbprn(band_k=0)
+    seen = []
+    original = m.point_logits
+    monkeypatch.setattr(m, "point_logits", lambda f, c, coords: seen.append(coords) or original(f, c, coords))
+    masks = masks_for(1, 40, 60)
+    with torch.no_grad():
+        out = m.training_outputs(images(1, 40, 60), masks, generator=torch.Generator().manual_seed(0))
+    (coords,) = seen
+    band = coords[0, out["point_strata"][0] == 1]
+    rows, cols = (band[:, 1] * 40 - 0.5).round().long(), (band[:, 0] * 60 - 0.5).round().long()
+    assert len(rows) > 0 and boundary_band(masks, 0)[0, 0, rows, cols].all()
+
+
+def test_cbprn_coarse_mask_guidance_and_refine_off():
+    m = cbprn(guidance="coarse_mask", subdivision_points=100).eval()
+    x = images(2, 67, 93)
+    pred = m.predict(x)
+    # stride-4 heatmap 17x24 -> 34x48 -> 67x93: 100 points per step
+    assert pred.mask.shape == (2, 67, 93) and pred.refined_points == [200, 200]
+    off = m.predict(x, refine=False)
+    with torch.no_grad():
+        heat = torch.sigmoid(F.interpolate(m(x)["coarse"], size=(67, 93), mode="bilinear", align_corners=False))[:, 0]
+    assert off.refined_points == [0, 0] and torch.equal(off.mask, heat > 0.5)
+    assert not torch.equal(pred.prob, off.prob)
+
+
+def test_cbprn_config_without_new_switches_loads(tmp_path):
+    # a model file written before the ablation switches existed
+    old = {k: v for k, v in cbprn().config.items() if k not in ("sampling", "guidance", "subdivision_points")}
+    rebuilt = create_model(**old)
+    assert (rebuilt.sampling, rebuilt.guidance) == ("boundary", "heatmap")
+    load_state(rebuilt, cbprn().state_dict())
