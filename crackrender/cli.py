@@ -178,6 +178,7 @@ def tables(table: Annotated[int, typer.Argument(help="the paper's table: 1, 2 or
            quick: Annotated[bool, typer.Option("--quick", help="tiny models, a few steps, few images: minutes on a CPU")] = False,
            out: Annotated[Path, typer.Option("--out", help="folder for runs/, tableN.md and tableN.json")] = Path("paper_runs"),
            data: Annotated[str, typer.Option(help="shared (../shared/data) or synthetic (generated under OUT)")] = "shared",
+           data_root: Annotated[Optional[Path], typer.Option(help="folder holding cfd/, deepcrack537/, crack500/ (default ../shared/data)")] = None,
            long_edge: Annotated[Optional[int], typer.Option(help="Table 3: PointRend's coarse nets see images scaled to this long edge (default 900; 0: off)")] = None,
            rows: Annotated[Optional[list[str]], typer.Option("--rows", help="only these rows (keys or set numbers, comma-separated or repeated)")] = None,
            retrain: Annotated[bool, typer.Option("--retrain", help="train every selected row afresh instead of reusing finished runs")] = False,
@@ -187,8 +188,8 @@ def tables(table: Annotated[int, typer.Argument(help="the paper's table: 1, 2 or
     from crackrender.paper.runner import command_line, run_table
 
     keys = [k.strip() for item in rows or [] for k in item.split(",") if k.strip()]
-    run_table(table, quick=quick, out=out, data=data, long_edge=long_edge, rows=keys, retrain=retrain, device=device,
-              command=command_line(), progress=not quiet)
+    run_table(table, quick=quick, out=out, data=data, data_root=data_root, long_edge=long_edge, rows=keys,
+              retrain=retrain, device=device, command=command_line(), progress=not quiet)
     typer.echo(f"wrote {out / f'table{table}.md'}")
 
 
