@@ -14,12 +14,8 @@ from crackrender.models.base import Prediction, SegmentationModel, Stopwatch, ch
 from crackrender.models.coarse_nets import build_coarse_net
 from crackrender.models.heads import PointHead
 from crackrender.ops import pixel_centers, point_sample, subdivision_inference, uncertain_training_points
+from crackrender.ops.sampling import positive_int
 
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def crop_to_image(x: torch.Tensor, size: tuple[int, int], padded: tuple[int, int]) -> torch.Tensor:
@@ -66,16 +62,16 @@ class PointRend(SegmentationModel):
                               point_layers=point_layers, train_points=train_points, oversample=oversample,
                               importance=importance, subdivision_points=subdivision_points,
                               coarse_long_edge=coarse_long_edge, pad_multiple=pad_multiple))
-        self.train_points = _positive_int(train_points, "train_points")
-        self.subdivision_points = _positive_int(subdivision_points, "subdivision_points")
+        self.train_points = positive_int(train_points, "train_points")
+        self.subdivision_points = positive_int(subdivision_points, "subdivision_points")
         if not isinstance(oversample, numbers.Real) or not oversample >= 1:
             raise ValueError(f"oversample must be >= 1, got {oversample!r}")
         if not isinstance(importance, numbers.Real) or not 0 <= importance <= 1:
             raise ValueError(f"importance must lie in [0, 1], got {importance!r}")
         if coarse_long_edge is not None:
-            _positive_int(coarse_long_edge, "coarse_long_edge")
+            positive_int(coarse_long_edge, "coarse_long_edge")
         # every coarse net needs sides divisible by its deepest stride, 32
-        if _positive_int(pad_multiple, "pad_multiple") % 32:
+        if positive_int(pad_multiple, "pad_multiple") % 32:
             raise ValueError(f"pad_multiple must be a multiple of 32 (the encoders' stride), got {pad_multiple}")
         self.oversample, self.importance = float(oversample), float(importance)
         self.coarse_long_edge, self.pad_multiple = coarse_long_edge, pad_multiple

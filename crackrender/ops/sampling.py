@@ -32,9 +32,11 @@ __all__ = [
 INTERIOR, BAND, BACKGROUND = 0, 1, 2
 
 
-def _check_size(value: int, name: str) -> None:
+def positive_int(value, name: str) -> int:
+    """``value`` as an int, or a ValueError naming ``name`` unless it is a positive integer."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
 
 
 def pixel_centers(index: Tensor, height: int, width: int) -> Tensor:
@@ -45,8 +47,8 @@ def pixel_centers(index: Tensor, height: int, width: int) -> Tensor:
         tensor([[0.1250, 0.2500],
                 [0.3750, 0.7500]])
     """
-    _check_size(height, "height")
-    _check_size(width, "width")
+    positive_int(height, "height")
+    positive_int(width, "width")
     if not isinstance(index, Tensor) or index.ndim != 1 or index.is_floating_point() or index.dtype == torch.bool:
         raise ValueError(f"index must be a 1-D integer tensor of flat pixel indices, got "
                          f"{getattr(index, 'dtype', type(index).__name__)} {tuple(getattr(index, 'shape', ()))}")

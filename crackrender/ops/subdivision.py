@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from crackrender.ops.sampling import pixel_centers, point_sample
+from crackrender.ops.sampling import pixel_centers, point_sample, positive_int
 
 __all__ = ["uncertainty", "uncertain_training_points", "subdivision_inference"]
 
@@ -27,11 +27,6 @@ def _check_logits(logits: Tensor, name: str = "coarse_logits") -> None:
     if logits.shape[-2] * logits.shape[-1] == 0:
         raise ValueError(f"{name} has no pixels: {tuple(logits.shape)}")
 
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def uncertainty(logits: Tensor) -> Tensor:
@@ -60,7 +55,7 @@ def uncertain_training_points(coarse_logits: Tensor, num_points: int, oversample
         torch.Size([1, 10, 2])
     """
     _check_logits(coarse_logits)
-    num_points = _positive_int(num_points, "num_points")
+    num_points = positive_int(num_points, "num_points")
     if not isinstance(oversample, numbers.Real) or not oversample >= 1:
         raise ValueError(f"oversample must be >= 1, got {oversample!r}")
     if not isinstance(importance, numbers.Real) or not 0 <= importance <= 1:
@@ -102,8 +97,8 @@ def subdivision_inference(coarse_logits: Tensor, point_fn: Callable[[Tensor], Te
     _check_logits(coarse_logits)
     if not isinstance(out_size, (tuple, list)) or len(out_size) != 2:
         raise ValueError(f"out_size must be (H, W), got {out_size!r}")
-    out_size = (_positive_int(out_size[0], "out_size[0]"), _positive_int(out_size[1], "out_size[1]"))
-    num_points = _positive_int(num_points, "num_points")
+    out_size = (positive_int(out_size[0], "out_size[0]"), positive_int(out_size[1], "out_size[1]"))
+    num_points = positive_int(num_points, "num_points")
     b = coarse_logits.shape[0]
     logits = coarse_logits.float()
     refined = 0
