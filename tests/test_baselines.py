@@ -342,3 +342,30 @@ def test_cbprn_config_without_new_switches_loads(tmp_path):
     rebuilt = create_model(**old)
     assert (rebuilt.sampling, rebuilt.guidance) == ("boundary", "heatmap")
     load_state(rebuilt, cbprn().state_dict())
+
+
+def test_baselines_go_through_segment_and_evaluate(tmp_path):
+    """The same commands as CBPRN: `segment -c` a baseline's model file, then `evaluate`."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import write_pair_dataset
+
+    from crackrender.checkpoint import save_model
+
+    root = write_pair_dataset(tmp_path / "ds", {"a": line_mask(67, 93), "b": line_mask(64, 96, row=40)},
+                              splits={"test": ["a", "b"]})
+    for name, model in (("pointrend", pointrend("pspnet")), ("conv_decoder", create_model("conv_decoder", **TINY_DECODER))):
+        path = save_model(tmp_path / f"{name}.safetensors", model)
+        out = tmp_path / f"pred-{name}"
+        run = [sys.executable, "-m", "crackrender.cli"]
+        r = subprocess.run([*run, "segment", root, "--split", "test", "-c", path, "--out", out, "-q"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        sidecar = json.loads((out / "a.json").read_text())
+        assert sidecar["model"]["name"] == name and (sidecar["width"], sidecar["height"]) == (93, 67)
+        r = subprocess.run([*run, "evaluate", out, root / "masks", "--json", tmp_path / f"{name}.json"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert json.loads((tmp_path / f"{name}.json").read_text())["n_images"] == 2
