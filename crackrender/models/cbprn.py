@@ -10,6 +10,7 @@ from crackrender.models.base import Prediction, SegmentationModel, Stopwatch, ch
 from crackrender.models.edge_branch import EdgeGuidedBranch
 from crackrender.models.heads import EnhancedFeatureFusion, HeatmapHead, PointHead
 from crackrender.ops import pixel_centers, point_sample, sample_training_points, subdivision_inference, uncertain_pixels
+from crackrender.ops.sampling import positive_int
 
 SAMPLINGS = ("boundary", "uniform")
 GUIDANCES = ("heatmap", "coarse_mask")
@@ -94,8 +95,7 @@ class CBPRN(EnhancedEncoder, SegmentationModel):
         # ablation switches: uniform training points (Table 1), PointRend's subdivision (Table 3)
         check_choice("sampling", sampling, SAMPLINGS)
         check_choice("guidance", guidance, GUIDANCES)
-        if isinstance(subdivision_points, bool) or not isinstance(subdivision_points, int) or subdivision_points <= 0:
-            raise ValueError(f"subdivision_points must be a positive int, got {subdivision_points!r}")
+        positive_int(subdivision_points, "subdivision_points")
         self._build_encoder(backbone, pretrained, edge, edge_dim, edge_modules, edge_heads, window, edge_stride,
                             edge_mlp_ratio, gf_radius, gf_eps, fpn_dim, feature_dim)
         self.heatmap_head = HeatmapHead(feature_dim, heatmap_dim)

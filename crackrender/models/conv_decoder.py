@@ -10,6 +10,7 @@ from torch import nn
 from crackrender.models.base import Prediction, SegmentationModel, Stopwatch
 from crackrender.models.cbprn import EnhancedEncoder
 from crackrender.models.heads import conv_bn_relu
+from crackrender.ops.sampling import positive_int
 
 
 class UpsamplingDecoder(nn.Module):
@@ -51,8 +52,7 @@ class ConvDecoderNet(EnhancedEncoder, SegmentationModel):
                               edge_modules=edge_modules, edge_heads=edge_heads, window=window,
                               edge_stride=edge_stride, edge_mlp_ratio=edge_mlp_ratio, gf_radius=gf_radius,
                               gf_eps=gf_eps, fpn_dim=fpn_dim, feature_dim=feature_dim, decoder_dim=decoder_dim))
-        if isinstance(decoder_dim, bool) or not isinstance(decoder_dim, int) or decoder_dim <= 0:
-            raise ValueError(f"decoder_dim must be a positive int, got {decoder_dim!r}")
+        positive_int(decoder_dim, "decoder_dim")
         self._build_encoder(backbone, pretrained, edge, edge_dim, edge_modules, edge_heads, window, edge_stride,
                             edge_mlp_ratio, gf_radius, gf_eps, fpn_dim, feature_dim)
         self.decoder = UpsamplingDecoder(feature_dim, decoder_dim)
