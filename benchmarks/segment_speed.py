@@ -8,7 +8,7 @@ run, so of its largest stage); on CUDA, torch.cuda.max_memory_allocated.
 
     python benchmarks/segment_speed.py                       # CPU, 2 threads
     python benchmarks/segment_speed.py --device cuda
-    python benchmarks/segment_speed.py --light-checkpoint runs/cbprn-light/model-best.safetensors
+    python benchmarks/segment_speed.py --variants "resnet18 (light)"   # the shipped model only
 """
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ VARIANTS = {
     "resnet18 (light)": {"backbone": "resnet18", "edge_dim": 32, "edge_heads": 4, "fpn_dim": 64, "feature_dim": 64,
                          "heatmap_dim": 32, "point_hidden": 128},
 }
+
+
+def _shipped_model() -> str | None:
+    from crackrender.errors import CrackRenderError
+    from crackrender.weights import default_model_path
+
+    try:
+        return str(default_model_path())
+    except CrackRenderError:
+        return None
 
 
 def _rss_mb() -> float:
@@ -113,7 +123,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (only fast on CPUs with native bf16)")
-    ap.add_argument("--light-checkpoint", help="trained light model: gives a realistic refined-point count")
+    ap.add_argument("--light-checkpoint", default=_shipped_model(),
+                    help="trained light model (default: the shipped one): gives a realistic refined-point count")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
     ap.add_argument("--json", help="write the rows here")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -123,7 +135,9 @@ def main() -> None:
         print(json.dumps(measure(args.one, ckpt, args.device, size, args.repeats, args.threads, args.bf16)))
         return
     rows = []
-    for variant in VARIANTS:
+    for variant in args.variants.split(","):
+        if variant not in VARIANTS:
+            ap.error(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
         cmd = [sys.executable, __file__, "--one", variant, "--device", args.device, "--size", args.size,
                "--repeats", str(args.repeats), "--threads", str(args.threads)]
         cmd += ["--bf16"] if args.bf16 else []
