@@ -157,8 +157,12 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
     assert step1 == 2
     again = _cli("train", config)  # a second run into the same folder must not clobber it
     assert again.returncode == 2 and "--resume" in again.stderr and again.stderr.count("\n") == 1
+    csv_dir = tmp_path / "runs" / "tiny" / "csv"
+    first_log = (csv_dir / "metrics.csv").read_text()
     resumed = _cli("train", config, "trainer.max_epochs=2", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    # the first launch's log is kept beside the resumed one's, not overwritten
+    assert (csv_dir / "metrics.part1.csv").read_text() == first_log and (csv_dir / "metrics.csv").is_file()
     state = torch.load(last, weights_only=True)
     assert state["global_step"] == 2 * step1 and state["epoch"] == first_state["epoch"] + 1  # continued, not restarted
     fresh = _cli("train", _tiny_run_config(tmp_path, "other"), "--resume")

@@ -7,6 +7,8 @@ runs/<name>/
   model-last.safetensors      weights + config, for `crackrender segment`
   model-best.safetensors
   metrics.csv (under csv/)    per-step losses and per-epoch validation metrics
+  metrics.partN.csv           the logs of earlier launches of a resumed run (Lightning rewrites
+                              metrics.csv from scratch on every launch)
 """
 
 from __future__ import annotations
@@ -60,6 +62,16 @@ class ExportModel(Callback):
         self.best = state.get("best", -math.inf)
 
 
+def _keep_earlier_log(csv_dir: Path) -> None:
+    """Move metrics.csv aside as metrics.partN.csv: a resumed launch would overwrite it."""
+    log = csv_dir / "metrics.csv"
+    if log.is_file():
+        n = 1
+        while (csv_dir / f"metrics.part{n}.csv").exists():
+            n += 1
+        log.rename(csv_dir / f"metrics.part{n}.csv")
+
+
 def _loggers(folder: Path) -> list:
     from pytorch_lightning.loggers import CSVLogger
 
@@ -97,6 +109,8 @@ def run_training(config: dict, *, resume: bool = False, overwrite: bool = False,
         shutil.rmtree(folder)
     if not resume and last.is_file():
         raise CrackRenderError(f"{folder} already holds a run; pass --resume to continue it or choose another name")
+    if resume:
+        _keep_earlier_log(folder / "csv")
     tcfg = config["trainer"]
     if tcfg["threads"]:
         torch.set_num_threads(int(tcfg["threads"]))
