@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crackrender.errors import InputError
+from crackrender.ops.sampling import positive_int
 
 # ImageNet statistics: torchvision's backbones expect them, pretrained or not.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -54,8 +55,7 @@ def pad_to_multiple(images: torch.Tensor, multiple: int) -> tuple[torch.Tensor, 
         >>> tuple(padded.shape), size
         ((1, 3, 96, 96), (67, 93))
     """
-    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple <= 0:
-        raise ValueError(f"multiple must be a positive int, got {multiple!r}")
+    positive_int(multiple, "multiple")
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise ValueError(f"expected a (B, C, H, W) tensor, got {tuple(getattr(images, 'shape', ()))}")
     h, w = images.shape[-2:]

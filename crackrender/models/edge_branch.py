@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.models.swin_transformer import SwinTransformerBlock
 
+from crackrender.models.base import pad_to_multiple
 from crackrender.ops import GuidedFilter
 
 
@@ -29,16 +29,6 @@ class SwinResidualModule(nn.Module):
         # torchvision's blocks take (B, H, W, C); a channels-last NCHW tensor permutes for free
         y = self.blocks(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return x + self.conv(y)
-
-
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    pad_b, pad_r = (-h) % multiple, (-w) % multiple
-    if pad_b == 0 and pad_r == 0:
-        return x
-    # reflect needs the pad to be smaller than the side; tiny inputs fall back to replicate
-    mode = "reflect" if pad_b < h and pad_r < w else "replicate"
-    return F.pad(x, (0, pad_r, 0, pad_b), mode=mode)
 
 
 class EdgeGuidedBranch(nn.Module):
@@ -69,7 +59,7 @@ class EdgeGuidedBranch(nn.Module):
         x = self.guided_filter(images)
         if normalize is not None:
             x = normalize(x)
-        x = _pad_to_multiple(x, self.stride * self.window)
+        x, _ = pad_to_multiple(x, self.stride * self.window)
         shallow = self.shallow(x).contiguous(memory_format=torch.channels_last)
         deep = self.conv_after_body(self.body(shallow))
         out = shallow + deep

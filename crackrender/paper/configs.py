@@ -11,10 +11,8 @@ import inspect
 import json
 from pathlib import Path
 
-import yaml
-
 from crackrender.errors import CrackRenderError
-from crackrender.train.config import load_config
+from crackrender.train.config import load_config, read_config_file
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "paper"
 BASE, QUICK = "base", "quick"
@@ -25,16 +23,6 @@ def config_path(name: str, config_dir: Path | None = None) -> Path:
     if not path.is_file():
         raise CrackRenderError(f"no paper config {path} (the tables need the repository's configs/paper/)")
     return path
-
-
-def _read(path: Path) -> dict:
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise CrackRenderError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(loaded, dict):
-        raise CrackRenderError(f"{path} must hold a mapping of config sections")
-    return loaded
 
 
 def _as_overrides(section: dict) -> list[str]:
@@ -65,12 +53,12 @@ def row_config(run: str, *, quick: bool = False, overrides: list[str] | tuple[st
         >>> cfg["name"], cfg["model"]["band_k"], cfg["model"]["backbone"], cfg["optim"]["lr"]
         ('cbprn-k0', 0, 'resnet18', 0.003)
     """
-    row = _read(config_path(run, config_dir))
+    row = read_config_file(config_path(run, config_dir))
     if row.get("name") != run:
         raise CrackRenderError(f"{config_path(run, config_dir)}: name must be {run!r}, got {row.get('name')!r}")
     layers = _as_overrides(row)
     if quick:
-        extra = _read(config_path(QUICK, config_dir))
+        extra = read_config_file(config_path(QUICK, config_dir))
         model_name = row.get("model", {}).get("name", "cbprn")
         accepted = model_keywords(model_name)
         # quick.yaml's model widths apply where the row's model takes them (PointRend has no edge_dim)

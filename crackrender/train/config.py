@@ -80,20 +80,25 @@ def parse_override(text: str) -> dict:
     return out
 
 
+def read_config_file(path: str | os.PathLike) -> dict:
+    """A YAML config file's mapping of sections, or a one-line error."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise CrackRenderError(f"cannot read config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise CrackRenderError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise CrackRenderError(f"{path} must hold a mapping of config sections")
+    return loaded
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
     """DEFAULTS, then the YAML file, then each override in order."""
     config = copy.deepcopy(DEFAULTS)
     if path is not None:
-        path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except OSError as exc:
-            raise CrackRenderError(f"cannot read config {path}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise CrackRenderError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(loaded, dict):
-            raise CrackRenderError(f"{path} must hold a mapping of config sections")
-        config = _merge(config, loaded, "")
+        config = _merge(config, read_config_file(path), "")
     for text in overrides:
         config = _merge(config, parse_override(text), "")
     _validate(config)
