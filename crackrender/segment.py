@@ -47,8 +47,9 @@ def resolve_device(device: str | None) -> torch.device:
 class Segmenter:
     """A loaded model plus its inference settings; call it on (H, W, 3) uint8 RGB arrays."""
 
-    def __init__(self, model, device: torch.device, *, bf16: bool = False):
+    def __init__(self, model, device: torch.device, *, bf16: bool = False, source: str | None = None):
         self.model, self.device, self.bf16 = model, device, bf16
+        self.source = source  # the model file it was loaded from, for sidecars
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, *, device: str | None = None, bf16: bool = False,
@@ -63,7 +64,7 @@ class Segmenter:
         model = load_model(path, device=dev, **overrides)
         if dev.type == "cpu":
             model = model.to(memory_format=torch.channels_last)
-        return cls(model, dev, bf16=bf16)
+        return cls(model, dev, bf16=bf16, source=str(path))
 
     @property
     def dtype(self) -> torch.dtype:
@@ -126,10 +127,6 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
         from crackrender.quantify import quantify_mask, resolve_gsd, write_report, write_summary
 
         quantify_gsd = resolve_gsd(quantify_gsd)  # a bad GSD fails before anything is written
-    if checkpoint is None:
-        from crackrender.weights import default_model_path
-
-        checkpoint = default_model_path()
     seg = Segmenter.from_checkpoint(checkpoint, device=device, bf16=bf16, alpha=alpha, beta=beta)
     quant_results, quant_sources, failures, sidecars = {}, {}, [], {}
     for path in tqdm(paths, desc="segment", unit="image", disable=not progress or len(paths) < 2):
@@ -151,7 +148,7 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
             "image": str(path),
             "width": image.shape[1],
             "height": image.shape[0],
-            "checkpoint": str(checkpoint),
+            "checkpoint": seg.source,
             "model": seg.model.config,
             "device": str(seg.device),
             "dtype": str(seg.dtype).removeprefix("torch."),

@@ -115,8 +115,7 @@ def build_coarse_net(kind: str, backbone: str = "resnet50", pretrained: bool = F
         ((1, 1, 8, 12), (1, 64, 16, 24))
     """
     check_choice("coarse network", kind, COARSE_KINDS)
-    if backbone not in RESNETS:
-        raise CrackRenderError(f"unknown backbone {backbone!r}; choose one of {', '.join(RESNETS)}")
+    check_choice("backbone", backbone, RESNETS)  # smp would accept other encoders; the tables use ResNets
     if kind == "fcn":
         return FCN(backbone, pretrained)
     if kind == "refinenet":
