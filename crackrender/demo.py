@@ -38,7 +38,10 @@ def run_demo(out: str | os.PathLike = "crackrender-demo", *, width: int = 2048, 
         raise InputError(f"{out}: exists and is not a folder")
     if min(width, height) < 64:
         raise InputError(f"demo scene must be at least 64x64 pixels, got {width}x{height}")
-    scene = render_crack_scene(width, height, seed=seed, surface=surface)
+    try:
+        scene = render_crack_scene(width, height, seed=seed, surface=surface)
+    except ValueError as exc:  # e.g. an unknown surface: the user's input, so one line
+        raise InputError(str(exc)) from None
     # lossless input, so the score reflects the model rather than JPEG artefacts
     source = write_image(out / "input" / "scene.png", scene.image)
     write_mask(out / "truth.png", scene.mask)

@@ -85,6 +85,9 @@ def test_demo_refuses_a_file_as_output_folder(tmp_path):
     r = _cli("demo", "--out", target, "--width", 128, "--height", 128)
     assert r.returncode == 2 and "not a folder" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert target.read_text() == "keep me"
+    r = _cli("demo", "--out", tmp_path / "d", "--surface", "wood", "--width", 128, "--height", 128)
+    assert r.returncode == 2 and "unknown surface 'wood'" in r.stderr and r.stderr.count("error:") == 1
+    assert "Traceback" not in r.stderr and not (tmp_path / "d").exists()
 
 
 def test_missing_shipped_model_is_a_one_line_error(monkeypatch):

@@ -212,3 +212,8 @@ def test_init_starts_from_a_model_files_weights(tmp_path):
     wider = load_config(None, [f"model={ {**TINY_MODEL, 'point_hidden': 48} }", f"init={path}"])
     with pytest.raises(CrackRenderError, match="does not match the cbprn architecture"):
         SegmentationTask(wider)
+    # through the CLI: one line, exit 2, and no run folder left behind
+    missing = _cli("train", ROOT / "configs" / "demo_synthetic.yaml", "init=" + str(tmp_path / "nope.safetensors"),
+                   "--out", tmp_path / "runs")
+    assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
+    assert not (tmp_path / "runs").exists()

@@ -115,6 +115,8 @@ def run_training(config: dict, *, resume: bool = False, overwrite: bool = False,
     if tcfg["threads"]:
         torch.set_num_threads(int(tcfg["threads"]))
     pl.seed_everything(config["seed"], workers=True, verbose=False)
+    # the model (and its init weights) first: a bad model section or init file leaves no folder behind
+    task = SegmentationTask(config)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
 
@@ -145,7 +147,6 @@ def run_training(config: dict, *, resume: bool = False, overwrite: bool = False,
         logger=_loggers(folder),
         callbacks=callbacks,
     )
-    task = SegmentationTask(config)
     data = CrackDataModule(config["data"], seed=config["seed"])
     trainer.fit(task, datamodule=data, ckpt_path=str(last) if resume else None)
     return folder
