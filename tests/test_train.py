@@ -170,6 +170,33 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
+def test_resumed_run_does_not_replay_its_first_batches(tmp_path, monkeypatch):
+    """A resumed launch must draw new samples, augmentations and points, not repeat step 0's."""
+    from crackrender.train import run as run_module
+    from crackrender.train.task import SegmentationTask
+
+    seen = []
+    original = SegmentationTask.training_step
+
+    def recording_step(self, batch, batch_idx):
+        draw = torch.randint(1 << 30, (1,), generator=self.point_generator).item()
+        seen.append((float(batch["image"].double().sum()), draw))
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(SegmentationTask, "training_step", recording_step)
+    cfg = yaml.safe_load(Path(_tiny_run_config(tmp_path)).read_text())
+    cfg = load_config(None, [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in cfg.items()])
+    run_module.run_training(cfg)
+    first_launch = list(seen)
+    seen.clear()
+    cfg["trainer"]["max_epochs"] = 2
+    run_module.run_training(cfg, resume=True)
+    assert len(first_launch) == 2 and len(seen) == 2
+    assert seen[0][0] != first_launch[0][0], "the resumed launch replayed the first batch's images"
+    assert seen[0][1] != first_launch[0][1], "the resumed launch replayed the first batch's points"
+
+
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu(tmp_path):
     """Lightning's DDP with the gloo backend, two CPU processes, a few steps."""
     config = _tiny_run_config(tmp_path, "ddp")

@@ -97,6 +97,24 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32-true"
 
 
+def launch_seed(seed: int, step: int) -> int:
+    """The seed of a launch that starts at global ``step``: ``seed`` itself for a fresh run, a
+    different one for each resumed step.
+
+    Examples:
+        >>> launch_seed(7, 0), launch_seed(7, 350) != launch_seed(7, 0)
+        (7, True)
+    """
+    return int(seed) if step == 0 else (int(seed) * 1_000_003 + int(step)) % 2**31
+
+
+def _checkpoint_step(path: Path) -> int:
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True).get("global_step", 0))
+    except Exception as exc:  # a truncated or foreign file: say which
+        raise CrackRenderError(f"--resume: cannot read {path}: {exc}") from None
+
+
 def run_training(config: dict, *, resume: bool = False, overwrite: bool = False,
                  out: str | os.PathLike | None = None) -> Path:
     """Train as ``config`` says; returns the run folder. ``resume`` continues from last.ckpt;
@@ -114,9 +132,12 @@ def run_training(config: dict, *, resume: bool = False, overwrite: bool = False,
     tcfg = config["trainer"]
     if tcfg["threads"]:
         torch.set_num_threads(int(tcfg["threads"]))
-    pl.seed_everything(config["seed"], workers=True, verbose=False)
+    # a resumed launch seeds from (seed, step): re-seeding as at step 0 would replay the first
+    # epoch's order, augmentations and points
+    seed = launch_seed(config["seed"], _checkpoint_step(last) if resume else 0)
+    pl.seed_everything(seed, workers=True, verbose=False)
     # the model (and its init weights) first: a bad model section or init file leaves no folder behind
-    task = SegmentationTask(config)
+    task = SegmentationTask(config, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
 
@@ -147,6 +168,6 @@ def run_training(config: dict, *, resume: bool = False, overwrite: bool = False,
         logger=_loggers(folder),
         callbacks=callbacks,
     )
-    data = CrackDataModule(config["data"], seed=config["seed"])
+    data = CrackDataModule(config["data"], seed=seed)
     trainer.fit(task, datamodule=data, ckpt_path=str(last) if resume else None)
     return folder

@@ -17,7 +17,7 @@ _STAT_WIDTH = 14
 
 
 class SegmentationTask(pl.LightningModule):
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, seed: int | None = None):
         super().__init__()
         self.save_hyperparameters({"config": config})
         self.config = config
@@ -27,6 +27,8 @@ class SegmentationTask(pl.LightningModule):
             load_state(self.model, state, source=str(config["init"]))
         if config["trainer"].get("channels_last", True):
             self.model = self.model.to(memory_format=torch.channels_last)
+        # this launch's seed (train.run.launch_seed): a resumed run draws new points
+        self.seed = config["seed"] if seed is None else seed
         self.point_generator: torch.Generator | None = None
         self._val_stats: list[torch.Tensor] = []
 
@@ -34,7 +36,7 @@ class SegmentationTask(pl.LightningModule):
     def on_fit_start(self) -> None:
         # point sampling draws from its own generator, seeded per process
         self.point_generator = torch.Generator(device=self.device)
-        self.point_generator.manual_seed(self.config["seed"] * 1000 + self.global_rank)
+        self.point_generator.manual_seed(self.seed * 1000 + self.global_rank)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         images, masks = batch["image"], batch["mask"]
