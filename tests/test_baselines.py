@@ -15,7 +15,7 @@ from crackrender.errors import CrackRenderError
 from crackrender.models import create_model
 from crackrender.models.base import pad_to_multiple
 from crackrender.models.coarse_nets import COARSE_KINDS, PooledBatchNorm
-from crackrender.models.pointrend import crop_to_image
+from crackrender.models.base import crop_to_image
 from crackrender.ops import boundary_band, subdivision_inference, uncertain_training_points
 from crackrender.train.losses import segmentation_losses
 
@@ -313,7 +313,7 @@ def test_cbprn_band_k0_samples_the_edge(monkeypatch):
     m = cbprn(band_k=0)
     seen = []
     original = m.point_logits
-    monkeypatch.setattr(m, "point_logits", lambda f, c, coords: seen.append(coords) or original(f, c, coords))
+    monkeypatch.setattr(m, "point_logits", lambda out, coords: seen.append(coords) or original(out, coords))
     masks = masks_for(1, 40, 60)
     with torch.no_grad():
         out = m.training_outputs(images(1, 40, 60), masks, generator=torch.Generator().manual_seed(0))

@@ -15,6 +15,7 @@ from torchvision.models.swin_transformer import SwinTransformerBlock
 
 from crackrender.errors import CrackRenderError
 from crackrender.models import CBPRN, create_model
+from crackrender.models.base import pad_to_multiple
 from crackrender.models.edge_branch import EdgeGuidedBranch
 from crackrender.ops import pixel_centers
 from crackrender.train.losses import segmentation_losses
@@ -126,7 +127,8 @@ def test_edge_features_are_resampled_to_res2(stride):
     x = images(1, 37, 45)
     with torch.no_grad():
         m(x)
-        branch = m.edge_branch(x, m.normalize)
+        # the encoder pads the image to a multiple of 32 once, for the branch too
+        branch = m.edge_branch(pad_to_multiple(x, 32)[0], m.normalize)
     res2 = seen["feats"][0].shape[-2:]
     assert seen["edge"].shape[-2:] == res2
     if stride == 4:
@@ -220,9 +222,9 @@ def capture_coords(m, monkeypatch) -> list:
     seen = []
     original = m.point_logits
 
-    def spy(features, coarse, coords):
+    def spy(out, coords):
         seen.append(coords.detach().clone())
-        return original(features, coarse, coords)
+        return original(out, coords)
 
     monkeypatch.setattr(m, "point_logits", spy)
     return seen
@@ -309,7 +311,8 @@ def test_predict_full_band_refines_every_pixel(model):
     with torch.no_grad():
         out = model(x)
         coords = pixel_centers(torch.arange(33 * 47), 33, 47)[None]
-        expected = torch.sigmoid(model.point_logits(out["features"][1:], out["coarse"][1:], coords)).view(33, 47)
+        one = {"features": out["features"][1:], "coarse": out["coarse"][1:], "extent": out["extent"]}
+        expected = torch.sigmoid(model.point_logits(one, coords)).view(33, 47)
     torch.testing.assert_close(pred.prob[1], expected)
 
 
@@ -386,3 +389,23 @@ def test_pretrained_offline_fails_clearly(torch_home, no_network):
     assert name in message and str(torch_home / "checkpoints") in message
     assert "offline" in message and "pretrained: false" in message
     assert not (torch_home / "checkpoints" / name).exists()
+
+
+@pytest.mark.parametrize("name", ["cbprn", "conv_decoder"])
+def test_sides_not_multiple_of_32_are_padded_not_stretched(name):
+    """ResNet rounds up at every stride-2 step: unpadded, its deeper maps would cover more than the
+    image and be stretched over it. The output must equal that of the image reflect-padded to a
+    multiple of 32, cropped back (sides a multiple of 4, so the crop is exact)."""
+    extra = {} if name == "cbprn" else {"decoder_dim": 16}
+    m = create_model(name, **{k: v for k, v in TINY_CBPRN.items() if name == "cbprn" or k in (
+        "backbone", "edge_dim", "edge_heads", "edge_modules", "window", "fpn_dim", "feature_dim")}, **extra).eval()
+    x = images(1, 68, 92, seed=11)
+    padded, _ = pad_to_multiple(x, 32)
+    kwargs = {"alpha": 0.0, "beta": 1.0} if name == "cbprn" else {}
+    with torch.no_grad():
+        alone, framed = m.predict(x, **kwargs), m.predict(padded, **kwargs)
+    framed_prob = framed.prob[..., :68, :92]
+    # within two pixels of the bottom/right border, bilinear reads of the cropped maps clamp at the
+    # image's last cell where the padded run reads the cell beyond it: a rounding-size difference
+    torch.testing.assert_close(alone.prob[..., :-2, :-2], framed_prob[..., :-2, :-2], rtol=0, atol=1e-5)
+    torch.testing.assert_close(alone.prob, framed_prob, rtol=0, atol=2e-3)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crackrender.errors import InputError
-from crackrender.ops.sampling import positive_int
+from crackrender.ops.sampling import pixel_centers, point_sample, positive_int
 
 # ImageNet statistics: torchvision's backbones expect them, pretrained or not.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -64,6 +64,25 @@ def pad_to_multiple(images: torch.Tensor, multiple: int) -> tuple[torch.Tensor, 
         return images, (h, w)
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(images, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def crop_to_image(x: torch.Tensor, size: tuple[int, int], padded: tuple[int, int]) -> torch.Tensor:
+    """The part of a map computed on a bottom/right-padded input that covers the image.
+
+    ``x`` covers ``padded`` (Hp, Wp) input pixels, the image its top-left ``size`` (h, w). The
+    result has ``ceil`` of the image's share of ``x``'s cells, resampled (bilinear, at cell centres)
+    so that it spans exactly the image: a stride-4 map of a 67-row image has 17 rows covering 67.
+    """
+    (h, w), (hp, wp) = size, padded
+    if (h, w) == (hp, wp):
+        return x
+    b, c, mh, mw = x.shape
+    oh, ow = -(-mh * h // hp), -(-mw * w // wp)
+    if mh * h % hp == 0 and mw * w % wp == 0:
+        return x[..., :oh, :ow]  # the image ends on a cell border: an exact crop
+    coords = pixel_centers(torch.arange(oh * ow, device=x.device), oh, ow)
+    coords = coords * torch.tensor([w / wp, h / hp], device=x.device)
+    return point_sample(x, coords[None].expand(b, -1, -1)).transpose(1, 2).reshape(b, c, oh, ow)
 
 
 class Stopwatch:

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from crackrender.models.backbone import ResNetFeatures
-from crackrender.models.base import Prediction, SegmentationModel, Stopwatch, check_choice, check_images
+from crackrender.models.base import (Prediction, SegmentationModel, Stopwatch, check_choice, check_images, crop_to_image,
+                                     pad_to_multiple)
 from crackrender.models.edge_branch import EdgeGuidedBranch
 from crackrender.models.heads import EnhancedFeatureFusion, HeatmapHead, PointHead
 from crackrender.ops import pixel_centers, point_sample, sample_training_points, subdivision_inference, uncertain_pixels
@@ -29,9 +30,15 @@ class EnhancedEncoder:
                                             edge_mlp_ratio, 0.0, gf_radius, gf_eps) if edge else None
         self.fusion = EnhancedFeatureFusion(self.backbone.channels, edge_dim if edge else 0, fpn_dim, feature_dim)
 
+    # ResNet halves the size five times, rounding up: a side that is not a multiple of 32 would
+    # give deeper maps that cover more than the image, stretched over it by the fusion
+    pad_multiple = 32
+
     def _encode(self, images: torch.Tensor, watch: Stopwatch) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        """ResNet features res2..res5 and the edge features on res2's grid (None without the branch)."""
+        """ResNet features res2..res5 and the edge features on res2's grid (None without the
+        branch), of the image reflect-padded on the bottom/right to a multiple of 32."""
         check_images(images)
+        images, _ = pad_to_multiple(images, self.pad_multiple)
         x = self.normalize(images)
         with watch("backbone", images.device):
             feats = self.backbone(x)
@@ -105,18 +112,27 @@ class CBPRN(EnhancedEncoder, SegmentationModel):
         self.sampling, self.guidance, self.subdivision_points = sampling, guidance, subdivision_points
 
     def forward(self, images: torch.Tensor, timings: dict | None = None) -> dict:
-        """images (B,3,H,W) in [0,1] -> {"coarse": logits (B,1,H/4,W/4), "features": (B,C,H/4,W/4)}."""
+        """images (B,3,H,W) in [0,1] -> {"coarse": heatmap logits (B,1,ceil(H/4),ceil(W/4)) spanning
+        exactly the image, "features": the enhanced feature map's first ceil(H/4) x ceil(W/4) cells
+        (4x4 pixels each, so they may reach past the image), "extent": the image's (x, y) share of
+        those cells}."""
         watch = Stopwatch(timings)
+        h, w = images.shape[-2:]
         feats, edge = self._encode(images, watch)
         with watch("heatmap", images.device):
             features = self.fusion(feats, edge)
             coarse = self.heatmap_head(features)
-        return {"coarse": coarse, "features": features}
+        hp, wp = 4 * coarse.shape[-2], 4 * coarse.shape[-1]
+        hc, wc = -(-h // 4), -(-w // 4)
+        return {"coarse": crop_to_image(coarse, (h, w), (hp, wp)), "features": features[..., :hc, :wc],
+                "extent": (w / (4 * wc), h / (4 * hc))}
 
-    def point_logits(self, features: torch.Tensor, coarse: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        """Point-head logits (B,P) at normalised pixel-centre coordinates (B,P,2)."""
-        fine = point_sample(features, coords)
-        coarse_at = point_sample(coarse, coords)
+    def point_logits(self, out: dict, coords: torch.Tensor) -> torch.Tensor:
+        """Point-head logits (B,P) at normalised pixel-centre coordinates (B,P,2) of the image."""
+        # float32 coordinates: see point_sample
+        cells = coords.float() * torch.tensor(out["extent"], device=coords.device)
+        fine = point_sample(out["features"], cells)
+        coarse_at = point_sample(out["coarse"], coords)
         return self.point_head(fine, coarse_at.to(fine.dtype))
 
     def training_outputs(self, images, masks, generator=None) -> dict:
@@ -130,7 +146,7 @@ class CBPRN(EnhancedEncoder, SegmentationModel):
             coords, labels, strata = sample_training_points(masks, ratios=self.strata_ratios, k=self.band_k,
                                                             point_ratio=self.point_ratio, generator=generator)
             out["point_strata"] = strata
-        out["point_logits"] = self.point_logits(out["features"], out["coarse"], coords)
+        out["point_logits"] = self.point_logits(out, coords)
         out["point_labels"] = labels
         return out
 
@@ -153,10 +169,9 @@ class CBPRN(EnhancedEncoder, SegmentationModel):
             prob = torch.sigmoid(logits[:, 0])
             return Prediction(prob > 0.5, prob, [0] * images.shape[0])
         if self.guidance == "coarse_mask":
-            feats, coarse = out["features"], out["coarse"]
             with watch("point_refinement", images.device):
                 logits, counts = subdivision_inference(
-                    coarse, lambda c: self.point_logits(feats, coarse, c), (h, w), self.subdivision_points)
+                    out["coarse"], lambda c: self.point_logits(out, c), (h, w), self.subdivision_points)
             prob = torch.sigmoid(logits[:, 0])
             return Prediction(prob > 0.5, prob, counts)
         masks, probs, counts = [], [], []
@@ -165,11 +180,11 @@ class CBPRN(EnhancedEncoder, SegmentationModel):
                 logit = F.interpolate(out["coarse"][b:b + 1].float(), size=(h, w), mode="bilinear",
                                       align_corners=False).view(-1)
                 index = uncertain_pixels(torch.sigmoid(logit).view(h, w), alpha, beta)
-                feats, coarse = out["features"][b:b + 1], out["coarse"][b:b + 1]
+                one = {"features": out["features"][b:b + 1], "coarse": out["coarse"][b:b + 1], "extent": out["extent"]}
                 for start in range(0, index.numel(), chunk):
                     part = index[start:start + chunk]
                     coords = pixel_centers(part, h, w)[None]  # float32: see point_sample
-                    logit[part] = self.point_logits(feats, coarse, coords)[0].float()
+                    logit[part] = self.point_logits(one, coords)[0].float()
                 prob = torch.sigmoid(logit).view(h, w)
                 probs.append(prob)
                 masks.append(prob > 0.5)

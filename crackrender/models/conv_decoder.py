@@ -60,10 +60,12 @@ class ConvDecoderNet(EnhancedEncoder, SegmentationModel):
     def forward(self, images: torch.Tensor, timings: dict | None = None) -> dict:
         """images (B,3,H,W) in [0,1] -> {"coarse": full-resolution logits (B,1,H,W)}."""
         watch = Stopwatch(timings)
+        h, w = images.shape[-2:]
         feats, edge = self._encode(images, watch)
+        padded = (4 * feats[0].shape[-2], 4 * feats[0].shape[-1])
         with watch("decoder", images.device):
-            logits = self.decoder(self.fusion(feats, edge), images.shape[-2:])
-        return {"coarse": logits}
+            logits = self.decoder(self.fusion(feats, edge), padded)
+        return {"coarse": logits[..., :h, :w]}
 
     def training_outputs(self, images, masks, generator=None) -> dict:
         """Full-resolution logits only: the losses supervise every pixel (no points)."""

@@ -10,31 +10,13 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from crackrender.models.base import Prediction, SegmentationModel, Stopwatch, check_images, pad_to_multiple
+from crackrender.models.base import (Prediction, SegmentationModel, Stopwatch, check_images, crop_to_image,
+                                     pad_to_multiple)
 from crackrender.models.coarse_nets import build_coarse_net
 from crackrender.models.heads import PointHead
-from crackrender.ops import pixel_centers, point_sample, subdivision_inference, uncertain_training_points
+from crackrender.ops import point_sample, subdivision_inference, uncertain_training_points
 from crackrender.ops.sampling import positive_int
 
-
-
-def crop_to_image(x: torch.Tensor, size: tuple[int, int], padded: tuple[int, int]) -> torch.Tensor:
-    """The part of a map computed on a bottom/right-padded input that covers the image.
-
-    ``x`` covers ``padded`` (Hp, Wp) input pixels, the image its top-left ``size`` (h, w). The
-    result has ``ceil`` of the image's share of ``x``'s cells, resampled (bilinear, at cell centres)
-    so that it spans exactly the image: a stride-4 map of a 67-row image has 17 rows covering 67.
-    """
-    (h, w), (hp, wp) = size, padded
-    if (h, w) == (hp, wp):
-        return x
-    b, c, mh, mw = x.shape
-    oh, ow = -(-mh * h // hp), -(-mw * w // wp)
-    if mh * h % hp == 0 and mw * w % wp == 0:
-        return x[..., :oh, :ow]  # the image ends on a cell border: an exact crop
-    coords = pixel_centers(torch.arange(oh * ow, device=x.device), oh, ow)
-    coords = coords * torch.tensor([w / wp, h / hp], device=x.device)
-    return point_sample(x, coords[None].expand(b, -1, -1)).transpose(1, 2).reshape(b, c, oh, ow)
 
 
 class PointRend(SegmentationModel):
