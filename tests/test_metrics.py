@@ -1,4 +1,4 @@
-"""Metric definitions (DESIGN.md section 4) on hand-computed cases and independent reimplementations."""
+"""Metric definitions (docs/design.md, "Metrics") on hand-computed cases and independent reimplementations."""
 
 import math
 

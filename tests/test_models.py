@@ -334,7 +334,7 @@ def test_predict_rejects_bad_input(model, bad):
         model.predict(bad)
 
 
-# --- pretrained weights (DESIGN.md section 6) ---------------------------------------------------
+# --- pretrained weights (docs/design.md, "Pretrained weights") ---------------------------------
 
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):

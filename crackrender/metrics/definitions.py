@@ -1,4 +1,4 @@
-"""Metrics for binary crack masks: the exact definitions of DESIGN.md section 4.
+"""Metrics for binary crack masks: the exact definitions of docs/design.md, "Metrics".
 
 Pure numpy/OpenCV functions on (H, W) masks (crack = True), plus :class:`MetricAccumulator`,
 which reports every metric both as a mean over images (``per_image_mean``) and from counts

@@ -69,7 +69,7 @@ def uniform_training_points(masks: torch.Tensor, point_ratio: float,
 
 
 class CBPRN(EnhancedEncoder, SegmentationModel):
-    """The paper's network; every keyword has the paper's value (or DESIGN.md's reading) as default.
+    """The paper's network; every keyword has the paper's value (or our reading in docs/design.md) as default.
 
     Examples:
         >>> model = CBPRN(backbone="resnet18", edge_dim=24, edge_heads=3).eval()

@@ -46,7 +46,7 @@ class HeatmapHead(nn.Sequential):
 class PointHead(nn.Module):
     """Shared MLP over points, as PointRend's: fine features + the coarse logit in, the coarse
     logit re-appended to every hidden layer, one logit out. ``nn.Linear`` on (P, C) is 1.8x
-    faster on CPU than ``Conv1d`` (DESIGN.md section 6); it is a stack of 1x1 convs all the same."""
+    faster on CPU than ``Conv1d`` (docs/design.md, "Measured costs"); it is a stack of 1x1 convs all the same."""
 
     def __init__(self, in_dim: int, hidden: int = 256, num_layers: int = 3):
         super().__init__()

@@ -2,7 +2,7 @@
 
 ``shared``: train splits of CFD, DeepCrack537 and CRACK500 (as ``configs/paper/base.yaml``), their
 val splits, and for testing CFD's test split and DeepCrack537's official one (CRACK500's test
-split is withheld here, DESIGN.md section 5). ``synthetic``: a dataset written under OUT by
+split is withheld here, docs/design.md, "Data"). ``synthetic``: a dataset written under OUT by
 :func:`crackrender.data.synthetic.write_synthetic_dataset`, with a test split of its own, so
 the tables run on any machine.
 """

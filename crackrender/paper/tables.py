@@ -118,7 +118,7 @@ TABLE2 = Table(
     notes=(_MIOU_NOTE,
            "The paper prints Table 2's metric columns in the order IoU, Dice, mBA; we keep that order and its numbers "
            "as printed. Its abstract, Table 1's text and Table 3 give the same results with Dice and mBA the other way "
-           "round (DESIGN.md section 2 notes the swap): Table 2's set 3 is Table 1's set 4 (86.49, mBA 90.52, "
+           "round (docs/design.md notes the swap): Table 2's set 3 is Table 1's set 4 (86.49, mBA 90.52, "
            "Dice 88.54) and set 5 is Table 3's CBPRN row (87.23, mBA 93.56, Dice 89.59), each with those two numbers "
            "exchanged. Three sources against one, and a Dice of 93.56 being hard to reconcile with an mIoU of 87.23 "
            "(with background IoU near 1, that mIoU means crack IoU near 0.75 and Dice near 0.86), favour reading "

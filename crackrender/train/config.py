@@ -10,7 +10,7 @@ import yaml
 
 from crackrender.errors import CrackRenderError
 
-# The paper's recipe (DESIGN.md section 2) unless a config says otherwise. ``model`` is free-form:
+# The paper's recipe (docs/design.md, "The paper") unless a config says otherwise. ``model`` is free-form:
 # its keys are the keyword arguments of the registered model and create_model checks them.
 DEFAULTS: dict = {
     "name": "cbprn",

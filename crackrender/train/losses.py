@@ -1,4 +1,4 @@
-"""Training losses (DESIGN.md section 3): BCE + Dice on the heatmap against the full-resolution
+"""Training losses (docs/design.md, "Our readings"): BCE + Dice on the heatmap against the full-resolution
 label, and BCE on the point head's predictions at the sampled points. Weights in ``loss:``."""
 
 from __future__ import annotations
