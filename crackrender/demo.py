@@ -10,7 +10,7 @@ import numpy as np
 
 from crackrender.data.synthetic import render_crack_scene
 from crackrender.errors import InputError
-from crackrender.io import atomic_write_json, read_mask, write_image, write_mask
+from crackrender.io import atomic_write_json, write_image, write_mask
 from crackrender.metrics import boundary_accuracy, confusion, scores
 
 # error map colours: found crack, false alarm, missed crack
@@ -31,23 +31,24 @@ def run_demo(out: str | os.PathLike = "crackrender-demo", *, width: int = 2048, 
              device: str | None = None) -> dict:
     """Render, segment, measure and score one scene into ``out``; returns the summary it writes
     to ``out/demo.json``. ``gsd`` (mm per pixel) puts the measurements in millimetres."""
-    from crackrender.segment import segment_paths
+    from crackrender.segment import ResultWriter, Segmenter
 
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
+    # checks the folder and the GSD before anything is written
+    writer = ResultWriter(out, prob=True, overlay=True, quantify=True, gsd=gsd)
     if min(width, height) < 64:
         raise InputError(f"demo scene must be at least 64x64 pixels, got {width}x{height}")
     try:
         scene = render_crack_scene(width, height, seed=seed, surface=surface)
     except ValueError as exc:  # e.g. an unknown surface: the user's input, so one line
         raise InputError(str(exc)) from None
-    # lossless input, so the score reflects the model rather than JPEG artefacts
+    seg = Segmenter.from_checkpoint(checkpoint, device=device)
+    # a lossless record of exactly the pixels the model is given (from memory, below)
     source = write_image(out / "input" / "scene.png", scene.image)
     write_mask(out / "truth.png", scene.mask)
-    sidecar = segment_paths([source], checkpoint, out, device=device, save_prob=True, save_overlay=True,
-                            quantify=True, quantify_gsd=gsd, progress=False)["scene"]
-    pred = read_mask(out / "scene.png")
+    result = seg(scene.image, source=source)
+    sidecar = writer.write("scene", scene.image, result)
+    pred = result.mask
     write_image(out / "scene_errors.png", error_map(scene.image, pred, scene.mask))
     summary = {
         "scene": {"width": width, "height": height, "seed": seed, "surface": surface, "gsd_mm": gsd,

@@ -1,5 +1,9 @@
 """Whole-image inference at native resolution: masks, probability maps, overlays, JSON sidecars.
 
+:class:`Segmenter` turns one image in memory into a :class:`SegmentResult` (mask, probability,
+timings, sidecar); :class:`ResultWriter` writes a result's files; :func:`segment_paths` is the
+loop ``crackrender segment`` runs: read each file, segment it, write it.
+
 From Python::
 
     from crackrender.segment import Segmenter
@@ -20,16 +24,19 @@ import numpy as np
 import torch
 
 from crackrender.errors import CrackRenderError, InputError
+from crackrender.inference import image_to_tensor, prepare_model
 from crackrender.io import (atomic_write_json, expand_inputs, index_by_stem, read_image, write_image,
                             write_mask)
 
 
 @dataclass
 class SegmentResult:
-    mask: np.ndarray          # (H, W) bool
-    prob: np.ndarray          # (H, W) float32, after point refinement
+    """One image segmented: the mask, what produced it, and the sidecar that records it."""
+    mask: np.ndarray              # (H, W) bool, the image's size
+    prob: np.ndarray | None       # (H, W) float32 after point refinement; None when not kept
     refined_points: int
     timings: dict[str, float] = field(default_factory=dict)
+    sidecar: dict = field(default_factory=dict)  # what <stem>.json records, less the files written
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -61,9 +68,7 @@ class Segmenter:
         path = default_model_path() if path is None else path
         dev = resolve_device(device)
         overrides = {k: v for k, v in (("alpha", alpha), ("beta", beta)) if v is not None}
-        model = load_model(path, device=dev, **overrides)
-        if dev.type == "cpu":
-            model = model.to(memory_format=torch.channels_last)
+        model = prepare_model(load_model(path, device=dev, **overrides), dev)
         return cls(model, dev, bf16=bf16, source=str(path))
 
     @property
@@ -78,19 +83,38 @@ class Segmenter:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def __call__(self, image: np.ndarray) -> SegmentResult:
+    def __call__(self, image: np.ndarray, *, source: str | os.PathLike | None = None,
+                 keep_prob: bool = True) -> SegmentResult:
+        """Segment one (H, W, 3) uint8 RGB image; ``source`` (its file) goes into the sidecar.
+        ``keep_prob=False`` skips copying the probability map off the device."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        x = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float().div_(255)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = image_to_tensor(image, self.device)
         with torch.inference_mode(), self._autocast():
             pred = self.model.predict(x, timings=timings)
         mask = pred.mask[0].cpu().numpy()
-        prob = pred.prob[0].float().cpu().numpy()
+        prob = pred.prob[0].float().cpu().numpy() if keep_prob else None
         timings["total"] = time.perf_counter() - start
-        return SegmentResult(mask, prob, pred.refined_points[0], timings)
+        refined = pred.refined_points[0]
+        return SegmentResult(mask, prob, refined, timings, self._sidecar(image, source, mask, refined, timings))
+
+    def _sidecar(self, image, source, mask, refined, timings) -> dict:
+        return {
+            "image": None if source is None else str(source),
+            "width": image.shape[1],
+            "height": image.shape[0],
+            "checkpoint": self.source,
+            "model": getattr(self.model, "config", None),
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "alpha": getattr(self.model, "alpha", None),  # only CBPRN refines an [alpha, beta] band
+            "beta": getattr(self.model, "beta", None),
+            "refined_points": refined,
+            "crack_pixels": int(mask.sum()),
+            "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        }
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, color=(255, 0, 0), opacity: float = 0.6) -> np.ndarray:
@@ -101,18 +125,69 @@ def overlay(image: np.ndarray, mask: np.ndarray, color=(255, 0, 0), opacity: flo
     return out
 
 
+class ResultWriter:
+    """Writes each segmented image's files into one folder and gathers measurements for a summary.
+
+    Per image: ``<stem>.png`` (0/255 mask, the image's size), ``<stem>.json`` (sidecar), and on
+    request ``<stem>_prob.png`` (8-bit probability), ``<stem>_overlay.jpg`` and crack measurements
+    under ``quantify/``. The folder and the GSD are checked when the writer is made, before any
+    image is segmented.
+    """
+
+    def __init__(self, out: str | os.PathLike, *, prob: bool = False, overlay: bool = False, quantify: bool = False,
+                 gsd: float | None = None):
+        self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():
+            raise InputError(f"{self.out}: exists and is not a folder")
+        self.prob, self.overlay, self.quantify = prob, overlay, quantify
+        if quantify:
+            from crackrender.quantify import resolve_gsd
+
+            gsd = resolve_gsd(gsd)
+        self.gsd = gsd
+        self.measured: dict[str, tuple] = {}  # stem -> (measurements, mask file, image file)
+
+    def write(self, stem: str, image: np.ndarray, result: SegmentResult) -> dict:
+        """Write one image's outputs; returns its sidecar as written to ``<stem>.json``."""
+        write_mask(self.out / f"{stem}.png", result.mask)
+        files = {"mask": f"{stem}.png"}
+        if self.prob:
+            if result.prob is None:
+                raise ValueError("this writer saves probability maps: segment with keep_prob=True")
+            files["probability"] = f"{stem}_prob.png"
+            write_image(self.out / files["probability"], np.round(result.prob * 255).astype(np.uint8))
+        if self.overlay:
+            files["overlay"] = f"{stem}_overlay.jpg"
+            write_image(self.out / files["overlay"], overlay(image, result.mask))
+        sidecar = {**result.sidecar, "files": files}
+        if self.quantify:
+            from crackrender.quantify import quantify_mask, write_report
+
+            q = quantify_mask(result.mask, gsd=self.gsd)
+            write_report(q, self.out / "quantify", stem, image=image)
+            self.measured[stem] = (q, self.out / files["mask"], sidecar.get("image"))
+            sidecar["quantify"] = q.summary()
+        atomic_write_json(self.out / f"{stem}.json", sidecar)
+        return sidecar
+
+    def finish(self) -> None:
+        """With more than one image measured, ``quantify/summary.json`` and ``summary.html``."""
+        if len(self.measured) > 1:
+            from crackrender.quantify import write_summary
+
+            write_summary({k: v[0] for k, v in self.measured.items()}, self.out / "quantify",
+                          {k: (v[1], v[2]) for k, v in self.measured.items()})
+
+
 def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.PathLike | None, out_dir: str | os.PathLike, *,
                   device: str | None = None, bf16: bool = False, alpha: float | None = None, beta: float | None = None,
                   save_prob: bool = False, save_overlay: bool = False, quantify_gsd: float | None = None,
                   quantify: bool = False, split: str | None = None, progress: bool = True) -> dict[str, dict]:
-    """Segment every image in ``inputs`` (files and folders) into ``out_dir``.
+    """Segment every image in ``inputs`` (files and folders) into ``out_dir`` (see :class:`ResultWriter`).
 
-    Writes ``<stem>.png`` (0/255 mask, same size as the image), ``<stem>.json`` (sidecar), and
-    optionally ``<stem>_prob.png`` (8-bit probability) and ``<stem>_overlay.jpg``. With ``quantify``
-    also crack measurements under ``out_dir/quantify``. An unreadable image is reported and
-    skipped; the others are still written. ``checkpoint=None`` uses the shipped model. With
-    ``split``, each input is a dataset folder and only the images its ``<split>.txt`` lists are
-    segmented. Returns the sidecars by stem.
+    An unreadable image is reported and skipped; the others are still written. ``checkpoint=None``
+    uses the shipped model. With ``split``, each input is a dataset folder and only the images its
+    ``<split>.txt`` lists are segmented. Returns the sidecars by stem.
     """
     from tqdm import tqdm
 
@@ -120,54 +195,17 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
 
     files = split_images(inputs, split) if split else expand_inputs(inputs, "images")
     paths = list(index_by_stem(files, "inputs").values())
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    if quantify:
-        from crackrender.quantify import quantify_mask, resolve_gsd, write_report, write_summary
-
-        quantify_gsd = resolve_gsd(quantify_gsd)  # a bad GSD fails before anything is written
+    writer = ResultWriter(out_dir, prob=save_prob, overlay=save_overlay, quantify=quantify, gsd=quantify_gsd)
     seg = Segmenter.from_checkpoint(checkpoint, device=device, bf16=bf16, alpha=alpha, beta=beta)
-    quant_results, quant_sources, failures, sidecars = {}, {}, [], {}
+    failures, sidecars = [], {}
     for path in tqdm(paths, desc="segment", unit="image", disable=not progress or len(paths) < 2):
         try:
             image = read_image(path)
         except InputError as exc:
             failures.append(str(exc))
             continue
-        result = seg(image)
-        write_mask(out / f"{path.stem}.png", result.mask)
-        files = {"mask": f"{path.stem}.png"}
-        if save_prob:
-            files["probability"] = f"{path.stem}_prob.png"
-            write_image(out / files["probability"], np.round(result.prob * 255).astype(np.uint8))
-        if save_overlay:
-            files["overlay"] = f"{path.stem}_overlay.jpg"
-            write_image(out / files["overlay"], overlay(image, result.mask))
-        sidecar = {
-            "image": str(path),
-            "width": image.shape[1],
-            "height": image.shape[0],
-            "checkpoint": seg.source,
-            "model": seg.model.config,
-            "device": str(seg.device),
-            "dtype": str(seg.dtype).removeprefix("torch."),
-            "alpha": getattr(seg.model, "alpha", None),  # only CBPRN refines an [alpha, beta] band
-            "beta": getattr(seg.model, "beta", None),
-            "refined_points": result.refined_points,
-            "crack_pixels": int(result.mask.sum()),
-            "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
-            "files": files,
-        }
-        if quantify:
-            q = quantify_mask(result.mask, gsd=quantify_gsd)
-            write_report(q, out / "quantify", path.stem, image=image)
-            quant_results[path.stem], quant_sources[path.stem] = q, (out / files["mask"], path)
-            sidecar["quantify"] = q.summary()
-        atomic_write_json(out / f"{path.stem}.json", sidecar)
-        sidecars[path.stem] = sidecar
-    if quantify and len(quant_results) > 1:
-        write_summary(quant_results, out / "quantify", quant_sources)
+        sidecars[path.stem] = writer.write(path.stem, image, seg(image, source=path, keep_prob=save_prob))
+    writer.finish()
     if failures:
         raise InputError(f"{len(failures)} of {len(paths)} images could not be read (others written): {failures[0]}")
     return sidecars

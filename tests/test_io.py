@@ -131,3 +131,32 @@ def test_write_mask_is_atomic_and_keeps_old_file_on_failure(tmp_path):
         write_mask(path, np.zeros((0, 0), bool))  # cannot be encoded
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temp files left behind
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_write_gives_a_new_file_the_mode_plain_open_gives(tmp_path, umask):
+    import os
+
+    from crackrender.io import atomic_write_bytes
+
+    old = os.umask(umask)  # set after crackrender.io was imported: the write must follow it
+    try:
+        atomic_write_bytes(tmp_path / "atomic.bin", b"x")
+        (tmp_path / "plain.bin").write_bytes(b"x")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "atomic.bin").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask == (tmp_path / "plain.bin").stat().st_mode & 0o777
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["atomic.bin", "plain.bin"]
+
+
+def test_importing_io_leaves_the_umask_alone():
+    import subprocess
+    import sys
+
+    # a umask change at import would show up as a call to os.umask while the module loads
+    code = ("import os; calls = []; real = os.umask\n"
+            "os.umask = lambda m: calls.append(m) or real(m)\n"
+            "import crackrender.io; print(calls)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -13,17 +13,18 @@ import pytest
 from crackrender.quantify import quantify_mask, write_report
 from crackrender.quantify import shapes
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's package installs /usr/bin/chromium; Ubuntu's snap shim calls it chromium-browser
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
 
 
 def _screenshot(html: Path, png: Path, profile: Path) -> None:
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1280,1600", html.as_uri()]
     subprocess.run(cmd, check=True, capture_output=True, timeout=90)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (apt-get install chromium to run)")
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium to run)")
 def test_report_renders_in_chromium(tmp_path):
     mask, _ = shapes.branching(8, arm=120)
     image = np.full(mask.shape + (3,), 175, np.uint8)
@@ -34,7 +35,12 @@ def test_report_renders_in_chromium(tmp_path):
     shot = cv2.imread(str(png))
     assert shot is not None and shot.shape[:2] == (1600, 1280)
     assert shot.std() > 10  # not a blank page
-    # the overlay's width-class colour (>=0.3 mm: red, RGB 231,76,60 blended) shows on the page
-    b, g, r = (shot[..., i].astype(int) for i in range(3))
+    # the embedded overlay picture is decoded and drawn: a large area of the photo's gray
+    photo = (np.abs(shot.astype(int) - 175) <= 3).all(axis=2)
+    assert photo.sum() > 200_000
+    ys, xs = np.nonzero(photo)
+    # and inside it the cracks carry their width class's colour (>=0.3 mm: red, RGB 231,76,60
+    # blended), so the red is the overlay's and not only the histogram bar's further down
+    b, g, r = (shot[ys.min():ys.max() + 1, xs.min():xs.max() + 1, i].astype(int) for i in range(3))
     assert ((r > 150) & (g < 130) & (b < 120)).sum() > 500
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)

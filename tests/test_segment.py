@@ -13,7 +13,8 @@ from crackrender.checkpoint import save_model
 from crackrender.data.synthetic import render_crack_scene
 from crackrender.io import read_image, read_mask, write_image
 from crackrender.models import create_model
-from crackrender.segment import Segmenter, overlay
+from crackrender.inference import image_to_tensor
+from crackrender.segment import ResultWriter, Segmenter, overlay
 
 TINY = TINY_CBPRN
 
@@ -49,6 +50,56 @@ def test_python_api_matches_model_predict(model_file):
     np.testing.assert_allclose(result.prob, direct.prob[0].numpy(), atol=1e-5)
     assert result.refined_points == direct.refined_points[0]
     assert {"backbone", "edge_branch", "heatmap", "point_refinement", "total"} <= set(result.timings)
+    # the sidecar travels with the in-memory result; no file was read, so no image path
+    side = result.sidecar
+    assert side["image"] is None and (side["width"], side["height"]) == (90, 70)
+    assert side["crack_pixels"] == int(result.mask.sum()) and side["refined_points"] == result.refined_points
+    assert side["checkpoint"] == str(model_file) and side["dtype"] == "float32"
+    lean = seg(image, source="scene.png", keep_prob=False)
+    assert lean.prob is None and lean.sidecar["image"] == "scene.png"
+    np.testing.assert_array_equal(lean.mask, result.mask)
+
+
+def test_image_to_tensor_is_the_permuted_scaled_image_channels_last():
+    image = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    x = image_to_tensor(image)
+    assert x.shape == (1, 3, 5, 7) and x.dtype == torch.float32
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(x[0, 2].numpy(), image[..., 2] / 255, rtol=1e-6)
+
+
+def test_result_writer_writes_what_it_is_asked_and_checks_first(model_file, tmp_path):
+    seg = Segmenter.from_checkpoint(model_file, device="cpu")
+    image = render_crack_scene(64, 48, seed=2).image
+    writer = ResultWriter(tmp_path / "w", overlay=True)
+    side = writer.write("a", image, seg(image, source="a.jpg", keep_prob=False))
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["a.json", "a.png", "a_overlay.jpg"]
+    assert json.loads((tmp_path / "w" / "a.json").read_text()) == side
+    assert side["files"] == {"mask": "a.png", "overlay": "a_overlay.jpg"} and side["image"] == "a.jpg"
+    # a probability map asked for but not kept is a caller's mistake, caught before writing it
+    with pytest.raises(ValueError, match="keep_prob"):
+        ResultWriter(tmp_path / "p", prob=True).write("a", image, seg(image, keep_prob=False))
+    # a bad GSD or a file in the folder's place fails when the writer is made
+    (tmp_path / "file").write_text("x")
+    from crackrender.errors import InputError
+
+    with pytest.raises(InputError, match="not a folder"):
+        ResultWriter(tmp_path / "file")
+    with pytest.raises(InputError, match="GSD"):
+        ResultWriter(tmp_path / "g", quantify=True, gsd=0)
+    assert not (tmp_path / "g").exists()
+
+
+def test_demo_scores_the_mask_it_writes(model_file, tmp_path):
+    from crackrender.demo import run_demo
+    from crackrender.metrics import confusion, scores
+
+    summary = run_demo(tmp_path / "d", width=96, height=80, seed=1, checkpoint=model_file, device="cpu")
+    pred, truth = read_mask(tmp_path / "d" / "scene.png"), read_mask(tmp_path / "d" / "truth.png")
+    assert summary["accuracy"]["iou"] == round(scores(confusion(pred, truth))["iou"], 4)
+    assert summary["segment"]["crack_pixels"] == int(pred.sum())
+    side = json.loads((tmp_path / "d" / "scene.json").read_text())
+    assert side["image"].endswith("scene.png") and side["quantify"] == summary["measured"]
 
 
 def test_segment_folder_writes_masks_sidecars_and_pictures(model_file, photos, tmp_path):
