@@ -9,6 +9,9 @@ from scipy import ndimage
 
 from crackrender.errors import InputError
 from crackrender.metrics import (
+    GROUP,
+    METRIC_NAMES,
+    ROW_WIDTH,
     MetricAccumulator,
     SweepCounts,
     best_f1,
@@ -16,8 +19,12 @@ from crackrender.metrics import (
     boundary_accuracy,
     boundary_iou,
     confusion,
+    count_row,
     default_boundary_d,
+    image_scores,
     mba_radii,
+    score_groups,
+    score_rows,
     scores,
     threshold_sweep,
 )
@@ -272,3 +279,57 @@ def test_mba_aggregate_is_band_weighted_and_skips_empty_gt():
     assert acc.rows[2]["mba"] is None
     assert s["metrics"]["mba"]["per_image_mean"] == pytest.approx((1 + 4 / 5) / 2)
     assert s["metrics"]["mba"]["aggregate"] == pytest.approx((60 + 4) / (60 + 5))
+
+
+# ------------------------------------------------------------------ count rows
+
+
+def _scored_rows(seed=7, n=9):
+    """Count rows of perturbed random cracks in 3 groups, one crack-free image (empty band) among them."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        h, w = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+        gt = random_cracks(rng, h, w) if i != 4 else np.zeros((h, w), bool)
+        rows.append(count_row(perturb(rng, gt), gt, group=i % 3))
+    return np.stack(rows)
+
+
+def test_rows_gathered_from_two_ranks_score_as_one():
+    rows = _scored_rows()
+    single = score_rows(rows)
+    # DDP: a distributed sampler deals images out in turn; all_gather stacks rank 0's rows, then rank 1's
+    ranks = [rows[0::2], rows[1::2]]
+    gathered = score_rows(np.concatenate(ranks))
+    assert gathered["n_images"] == single["n_images"] == 9 and gathered["mba_skipped"] == single["mba_skipped"] == 1
+    for m in METRIC_NAMES:
+        # summed counts are exact in any order; a mean over images only up to float rounding
+        assert gathered["metrics"][m]["aggregate"] == single["metrics"][m]["aggregate"], m
+        assert gathered["metrics"][m]["per_image_mean"] == pytest.approx(single["metrics"][m]["per_image_mean"],
+                                                                        rel=1e-12, abs=0), m
+    assert 0 < single["metrics"]["iou"]["aggregate"] < 1  # a real test: imperfect predictions
+    # per group: the same as scoring each group's images alone, whichever rank they came from
+    by_group = score_groups(np.concatenate(ranks[::-1]))
+    assert list(by_group) == [0, 1, 2]
+    for g, s in by_group.items():
+        alone = score_rows(rows[g::3])
+        assert s["n_images"] == 3 and s["metrics"]["miou"]["aggregate"] == alone["metrics"]["miou"]["aggregate"]
+
+
+def test_accumulator_scores_its_count_rows():
+    rng = np.random.default_rng(2)
+    acc = MetricAccumulator(boundary_d=2)
+    for i in range(4):
+        gt = random_cracks(rng, 50, 70)
+        pred = perturb(rng, gt)
+        row = acc.add(f"im{i}", pred, gt)
+        # the readable row and the count row agree with the per-image definitions
+        assert row["iou"] == scores(confusion(pred, gt))["iou"] == image_scores(acc.count_rows[-1])["iou"]
+        assert row["mba"] == boundary_accuracy(pred, gt) and row["boundary_iou"] == boundary_iou(pred, gt, 2)[0]
+        assert acc.count_rows[-1][GROUP] == 0
+    summary = acc.summary()
+    assert summary["metrics"] == score_rows(acc.count_rows)["metrics"]
+    with pytest.raises(InputError, match="no images"):
+        MetricAccumulator().summary()
+    with pytest.raises(InputError, match=f"shape \\(N, {ROW_WIDTH}\\)"):
+        score_rows(np.zeros((2, ROW_WIDTH - 1)))

@@ -1,8 +1,7 @@
 """Metrics for binary crack masks: the exact definitions of docs/design.md, "Metrics".
 
-Pure numpy/OpenCV functions on (H, W) masks (crack = True), plus :class:`MetricAccumulator`,
-which reports every metric both as a mean over images (``per_image_mean``) and from counts
-summed over the dataset (``aggregate``).
+Pure numpy/OpenCV functions on (H, W) masks (crack = True). Scoring a dataset (per-image
+means and summed-count aggregates) lives in :mod:`crackrender.metrics.rows`.
 
 Zero denominators (one rule for every ratio metric): a metric whose denominator is 0 is 1.0
 when the prediction equals the ground truth exactly (FP = FN = 0) and 0.0 otherwise. So for
@@ -245,84 +244,3 @@ def best_f1(sweep: SweepCounts) -> tuple[float, float]:
     f1 = f1_curve(sweep.tp, sweep.fp, sweep.fn)
     j = int(np.argmax(f1))
     return float(f1[j]), float(sweep.thresholds[j])
-
-
-# ------------------------------------------------------------------ accumulating over a dataset
-
-
-class MetricAccumulator:
-    """Collects per-image rows and dataset sums; :meth:`summary` reports both views.
-
-    ``per_image_mean`` is the mean of each image's value. ``aggregate`` is computed once from
-    counts summed over the dataset: TP/FP/FN/TN for the pixel metrics; for Boundary IoU the
-    summed band intersections over the summed unions; for mBA (by definition a mean over
-    images, so ``per_image_mean`` is the paper's mBA) the band-pixel-weighted accuracy, i.e.
-    correct band pixels over band pixels summed over images, per radius step, then averaged
-    over the 5 steps. Images whose ground truth has an empty band are left out of both mBA
-    numbers and counted in ``mba_skipped``. ODS/OIS are available only when every image came
-    with a probability map.
-
-    Examples:
-        >>> acc = MetricAccumulator(boundary_d=1)
-        >>> gt = np.zeros((8, 8), bool); gt[2:6, 2:6] = True
-        >>> row = acc.add("a", gt, gt)
-        >>> acc.summary()["metrics"]["iou"]
-        {'per_image_mean': 1.0, 'aggregate': 1.0}
-    """
-
-    def __init__(self, *, boundary_d: int | None = None, thresholds=None):
-        self.boundary_d = boundary_d
-        self.thresholds = np.asarray(DEFAULT_THRESHOLDS if thresholds is None else thresholds, np.float64)
-        self.rows: list[dict] = []
-        self._counts = dict.fromkeys(("tp", "fp", "fn", "tn"), 0)
-        self._mba = [np.zeros(MBA_STEPS, np.int64), np.zeros(MBA_STEPS, np.int64)]
-        self._biou = [0, 0]
-        self._sweep = np.zeros((3, len(self.thresholds)), np.int64)
-        self._all_prob = True
-
-    def add(self, name: str, pred, gt, prob=None) -> dict:
-        """Score one image and return its row; ``prob`` (optional) feeds ODS/OIS."""
-        pred, gt = _pair(pred, gt)
-        counts = confusion(pred, gt)
-        row = {"name": name, "height": gt.shape[0], "width": gt.shape[1], **counts, **scores(counts)}
-        correct, band = boundary_accuracy_counts(pred, gt)
-        row["mba"] = float(np.mean(correct / band)) if band.all() else None
-        if row["mba"] is not None:
-            self._mba[0] += correct
-            self._mba[1] += band
-        inter, union, d = boundary_iou_counts(pred, gt, self.boundary_d)
-        row["boundary_iou"], row["boundary_iou_d"] = _ratio(inter, union, True), d
-        self._biou[0] += inter
-        self._biou[1] += union
-        if prob is None:
-            self._all_prob = False
-        else:
-            sweep = threshold_sweep(prob, gt, self.thresholds)
-            self._sweep += np.stack([sweep.tp, sweep.fp, sweep.fn])
-            row["best_f1"], row["best_threshold"] = best_f1(sweep)
-        for k in counts:
-            self._counts[k] += counts[k]
-        self.rows.append(row)
-        return row
-
-    def summary(self) -> dict:
-        """``{"metrics": {name: {"per_image_mean", "aggregate"}}, "n_images", "mba_skipped",
-        "ods": {"f1", "threshold"} | None, "ois": {"f1"} | None}``; None where undefined."""
-        if not self.rows:
-            raise InputError("no images were evaluated")
-        agg = scores(self._counts)
-        mba_rows = [r["mba"] for r in self.rows if r["mba"] is not None]
-        agg["mba"] = float(np.mean(self._mba[0] / self._mba[1])) if mba_rows else None
-        agg["boundary_iou"] = _ratio(self._biou[0], self._biou[1], True)
-        metrics = {}
-        for m in METRIC_NAMES:
-            values = [r[m] for r in self.rows if r[m] is not None]
-            mean = float(np.mean(values)) if values else None
-            metrics[m] = {"per_image_mean": mean, "aggregate": agg[m]}
-        out = {"metrics": metrics, "n_images": len(self.rows), "mba_skipped": len(self.rows) - len(mba_rows),
-               "ods": None, "ois": None}
-        if self._all_prob:
-            f1, t = best_f1(SweepCounts(self.thresholds, *self._sweep))
-            out["ods"] = {"f1": f1, "threshold": t}
-            out["ois"] = {"f1": float(np.mean([r["best_f1"] for r in self.rows]))}
-        return out

@@ -1,8 +1,9 @@
 """Score a trained row on the test splits and time it on a high-resolution image.
 
-Accuracy uses the project's metrics exactly as ``crackrender evaluate`` reports them
-(:class:`crackrender.metrics.MetricAccumulator`): mIoU, crack IoU and Dice from TP/FP/FN/TN
-summed over all test images ("aggregate"), mBA as the mean over images (CascadePSP's mBA).
+Accuracy uses the project's metrics exactly as ``crackrender evaluate`` and training validation
+report them (count rows scored by :func:`crackrender.metrics.score_rows`): mIoU, crack IoU and
+Dice from TP/FP/FN/TN summed over all test images ("aggregate"), mBA as the mean over images
+(CascadePSP's mBA).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from crackrender.data.datasets import CrackDataset
-from crackrender.metrics import MetricAccumulator
+from crackrender.metrics import count_row, score_groups, score_rows
 
 
 @dataclass
@@ -46,11 +47,10 @@ def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float().div_(255)
 
 
-def _numbers(acc: MetricAccumulator) -> dict:
-    s = acc.summary()
-    m = s["metrics"]
+def _numbers(summary: dict) -> dict:
+    m = summary["metrics"]
     return {"miou": m["miou"]["aggregate"], "iou": m["iou"]["aggregate"], "dice": m["f1"]["aggregate"],
-            "mba": m["mba"]["per_image_mean"], "n_images": s["n_images"], "mba_skipped": s["mba_skipped"]}
+            "mba": m["mba"]["per_image_mean"], "n_images": summary["n_images"], "mba_skipped": summary["mba_skipped"]}
 
 
 def evaluate_model(model, test_sets: list[TestSet], device: torch.device, *, predict: dict | None = None,
@@ -62,27 +62,27 @@ def evaluate_model(model, test_sets: list[TestSet], device: torch.device, *, pre
     kinds = {"": dict(predict)}
     if coarse:
         kinds["coarse_"] = {**predict, "refine": False}
-    total = {k: MetricAccumulator() for k in kinds}
-    per = {t.name: {k: MetricAccumulator() for k in kinds} for t in test_sets}
-    items = [(t, i) for t in test_sets for i in t.indices]
+    rows = {k: [] for k in kinds}  # one count row per image, its test set's index as the group
+    items = [(g, t, i) for g, t in enumerate(test_sets) for i in t.indices]
     with torch.inference_mode():
-        for t, i in tqdm(items, desc=desc, unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True,
-                         leave=False):
+        for g, t, i in tqdm(items, desc=desc, unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True,
+                            leave=False):
             image, gt = t.dataset.load(i)
             x = to_tensor(image, device)
-            stem = t.dataset.pairs[i][0]
             for prefix, kwargs in kinds.items():
                 mask = model.predict(x, **kwargs).mask[0].cpu().numpy()
-                total[prefix].add(f"{t.name}/{stem}", mask, gt)
-                per[t.name][prefix].add(stem, mask, gt)
+                rows[prefix].append(count_row(mask, gt, group=g))
+    pooled = {prefix: score_rows(r) for prefix, r in rows.items()}
+    grouped = {prefix: score_groups(r) for prefix, r in rows.items()}
 
-    def merged(accs: dict) -> dict:
+    def merged(summaries: dict) -> dict:
         out = {}
-        for prefix, acc in accs.items():  # "" first, then "coarse_"; both score the same images
-            out.update({(k if k == "n_images" else prefix + k): v for k, v in _numbers(acc).items()})
+        for prefix, summary in summaries.items():  # "" first, then "coarse_"; both score the same images
+            out.update({(k if k == "n_images" else prefix + k): v for k, v in _numbers(summary).items()})
         return out
 
-    return {"all": merged(total), "per_dataset": {name: merged(accs) for name, accs in per.items()}}
+    per_dataset = {t.name: merged({p: grouped[p][g] for p in kinds}) for g, t in enumerate(test_sets)}
+    return {"all": merged(pooled), "per_dataset": per_dataset}
 
 
 def measure_fps(model, image: np.ndarray, device: torch.device, *, predict: dict | None = None,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from crackrender.data.datasets import CompositeDataset, CrackDataset
 from crackrender.data.transforms import eval_transforms, train_transforms
@@ -27,6 +27,30 @@ def _datasets(entries: list[dict], transform, limit: int | None = None) -> list:
     return out
 
 
+def val_dataset_names(entries: list[dict]) -> list[str]:
+    """Validation datasets' names (their folders' names), each once, in config order. A val
+    sample's ``dataset`` is its index here; entries sharing a folder name are scored together.
+
+    Examples:
+        >>> val_dataset_names([{"root": "data/cfd"}, {"root": "data/crack500/"}, {"root": "other/cfd"}])
+        ['cfd', 'crack500']
+    """
+    return list(dict.fromkeys(Path(entry["root"]).name for entry in entries))
+
+
+class _Tagged(Dataset):
+    """A dataset whose samples also carry ``dataset``: the group id of their validation count rows."""
+
+    def __init__(self, dataset: Dataset, group: int):
+        self.dataset, self.group = dataset, group
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return {**self.dataset[index], "dataset": self.group}
+
+
 class CrackDataModule(pl.LightningDataModule):
     def __init__(self, data: dict, seed: int = 0):
         super().__init__()
@@ -39,7 +63,10 @@ class CrackDataModule(pl.LightningDataModule):
             tf = train_transforms(cfg["size"], cfg["mode"], tuple(cfg["scale"]), cfg["jitter"])
             self.train_set = CompositeDataset(_datasets(cfg["train"], tf))
         if self.val_set is None and cfg["val"]:
-            self.val_set = CompositeDataset(_datasets(cfg["val"], eval_transforms(cfg["val_size"]), cfg["val_limit"]))
+            members = _datasets(cfg["val"], eval_transforms(cfg["val_size"]), cfg["val_limit"])
+            names = val_dataset_names(cfg["val"])
+            self.val_set = CompositeDataset([_Tagged(ds, names.index(Path(entry["root"]).name))
+                                             for ds, entry in zip(members, cfg["val"])])
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:

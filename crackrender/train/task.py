@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
 from crackrender.checkpoint import load_state, read_checkpoint
-from crackrender.metrics import boundary_accuracy_counts, confusion, scores
+from crackrender.metrics import ROW_WIDTH, count_row, score_groups, score_rows
 from crackrender.models import create_model
+from crackrender.train.data import val_dataset_names
 from crackrender.train.losses import segmentation_losses
 from crackrender.train.schedule import warmup_poly
-
-# per validation image: tp, fp, fn, tn, then mBA's 5 correct and 5 band counts
-_STAT_WIDTH = 14
 
 
 class SegmentationTask(pl.LightningModule):
@@ -68,34 +68,66 @@ class SegmentationTask(pl.LightningModule):
 
     # ---------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
-        self._val_stats = []
+        self._val_stats = []  # per image: (2, ROW_WIDTH) count rows, refined then coarse
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        pred = self.model.predict(batch["image"])
-        for mask, gt in zip(pred.mask.cpu().numpy(), batch["mask"][:, 0].cpu().numpy() > 0.5):
-            c = confusion(mask, gt)
-            correct, band = boundary_accuracy_counts(mask, gt)
-            row = np.concatenate([[c["tp"], c["fp"], c["fn"], c["tn"]], correct, band]).astype(np.float64)
-            self._val_stats.append(torch.as_tensor(row, dtype=torch.float64))
+        images = batch["image"]
+        gts = batch["mask"][:, 0].cpu().numpy() > 0.5
+        groups = batch["dataset"].tolist() if "dataset" in batch else [0] * len(gts)
+        # the model's own prediction, and the heatmap alone (one extra pass) to see what refining adds
+        masks = [self.model.predict(images).mask, self.model.predict(images, refine=False).mask]
+        masks = [m.cpu().numpy() for m in masks]
+        for i, (gt, group) in enumerate(zip(gts, groups)):
+            rows = np.stack([count_row(m[i], gt, group=group) for m in masks])
+            self._val_stats.append(torch.as_tensor(rows, dtype=torch.float64))
 
     def on_validation_epoch_end(self) -> None:
-        local = torch.stack(self._val_stats) if self._val_stats else torch.zeros(0, _STAT_WIDTH, dtype=torch.float64)
-        rows = self.all_gather(local.to(self.device))
-        rows = rows.reshape(-1, _STAT_WIDTH).cpu().numpy() if rows.numel() else np.zeros((0, _STAT_WIDTH))
+        empty = torch.zeros(0, 2, ROW_WIDTH, dtype=torch.float64)
+        local = torch.stack(self._val_stats) if self._val_stats else empty
+        # every rank holds the same number of rows (Lightning's sampler pads), so all_gather stacks them
+        rows = self.all_gather(local.to(self.device)).reshape(-1, 2, ROW_WIDTH).cpu().numpy()
         if len(rows) == 0:
             return
-        metrics = validation_metrics(rows)
+        names = val_dataset_names(self.config.get("data", {}).get("val") or [])
+        metrics = validation_metrics(rows[:, 0], rows[:, 1], names)
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, prog_bar=False, sync_dist=False, rank_zero_only=False)
         self.log("val_miou", metrics["miou"], prog_bar=True, logger=False)
 
 
-def validation_metrics(rows: np.ndarray) -> dict[str, float]:
-    """Aggregate (dataset-summed counts) IoU, mIoU, F1 and the per-image mean mBA, from stat rows."""
-    counts = dict(zip(("tp", "fp", "fn", "tn"), rows[:, :4].sum(0)))
-    s = scores(counts)
-    correct, band = rows[:, 4:9], rows[:, 9:14]
-    valid = band.all(axis=1)
-    mba = float(np.mean((correct[valid] / band[valid]).mean(axis=1))) if valid.any() else float("nan")
-    per_image_iou = [scores(dict(zip(("tp", "fp", "fn", "tn"), r[:4])))["iou"] for r in rows]
-    return {"miou": s["miou"], "iou": s["iou"], "f1": s["f1"], "precision": s["precision"], "recall": s["recall"],
-            "mba": mba, "iou_per_image": float(np.mean(per_image_iou)), "n_images": float(len(rows))}
+def _logged(summary: dict) -> dict[str, float]:
+    """What validation logs from :func:`score_rows`: aggregate pixel scores, per-image mBA and IoU."""
+    m = summary["metrics"]
+    mba = m["mba"]["per_image_mean"]
+    return {**{k: m[k]["aggregate"] for k in ("miou", "iou", "f1", "precision", "recall")},
+            "mba": float("nan") if mba is None else mba, "iou_per_image": m["iou"]["per_image_mean"],
+            "n_images": float(summary["n_images"])}
+
+
+def validation_metrics(rows: np.ndarray, coarse_rows: np.ndarray | None = None,
+                       names: Sequence[str] = ()) -> dict[str, float]:
+    """Validation's log values (without ``val/``) from count rows (:func:`crackrender.metrics.count_row`).
+
+    Pooled over all rows: ``miou, iou, f1, precision, recall`` (dataset-summed counts), ``mba``
+    (per-image mean; NaN if every band is empty), ``iou_per_image``, ``n_images``; the same per
+    dataset as ``<name>/<key>`` (``names[group]``, else the group id). ``coarse_rows`` (the
+    same images unrefined) add ``coarse_<key>`` and ``<name>/coarse_<key>`` (but no second n_images).
+
+    Examples:
+        >>> from crackrender.metrics import count_row
+        >>> gt = np.zeros((8, 8), bool); gt[2:6, 2:6] = True
+        >>> refined = np.stack([count_row(gt, gt, group=0), count_row(~gt, gt, group=1)])  # a: right, b: wrong
+        >>> coarse = np.stack([count_row(~gt, gt, group=0), count_row(~gt, gt, group=1)])
+        >>> m = validation_metrics(refined, coarse, names=["a", "b"])
+        >>> m["iou_per_image"], m["a/iou"], m["b/iou"], m["a/coarse_iou"], m["n_images"], m["a/n_images"]
+        (0.5, 1.0, 0.0, 0.0, 2.0, 1.0)
+    """
+    out = {}
+    for prefix, r in (("", rows), ("coarse_", coarse_rows)):
+        if r is None:
+            continue
+        scopes = {"": score_rows(r)}
+        scopes.update({f"{names[g] if g < len(names) else g}/": s for g, s in score_groups(r).items()})
+        for scope, summary in scopes.items():
+            out.update({f"{scope}{prefix}{k}": v for k, v in _logged(summary).items()
+                        if not (prefix and k == "n_images")})
+    return out
