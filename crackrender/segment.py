@@ -25,6 +25,7 @@ import torch
 
 from crackrender.errors import CrackRenderError, InputError
 from crackrender.inference import image_to_tensor, prepare_model
+from crackrender.threshold import DEFAULT_THRESHOLD, check_threshold, model_threshold
 from crackrender.io import (atomic_write_json, expand_inputs, index_by_stem, read_image, write_image,
                             write_mask)
 
@@ -54,22 +55,28 @@ def resolve_device(device: str | None) -> torch.device:
 class Segmenter:
     """A loaded model plus its inference settings; call it on (H, W, 3) uint8 RGB arrays."""
 
-    def __init__(self, model, device: torch.device, *, bf16: bool = False, source: str | None = None):
+    def __init__(self, model, device: torch.device, *, bf16: bool = False, source: str | None = None,
+                 threshold: float = DEFAULT_THRESHOLD):
         self.model, self.device, self.bf16 = model, device, bf16
         self.source = source  # the model file it was loaded from, for sidecars
+        self.threshold = check_threshold(threshold)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, *, device: str | None = None, bf16: bool = False,
-                        alpha: float | None = None, beta: float | None = None) -> "Segmenter":
-        """Load a model file; ``path=None`` loads the model shipped with the package."""
-        from crackrender.checkpoint import load_model
+                        alpha: float | None = None, beta: float | None = None,
+                        threshold: float | None = None) -> "Segmenter":
+        """Load a model file; ``path=None`` loads the model shipped with the package. The decision
+        threshold is the file's own (``crackrender calibrate``; 0.5 for files without one) unless
+        ``threshold`` is given."""
+        from crackrender.checkpoint import load_model, read_checkpoint
         from crackrender.weights import default_model_path
 
         path = default_model_path() if path is None else path
         dev = resolve_device(device)
         overrides = {k: v for k, v in (("alpha", alpha), ("beta", beta)) if v is not None}
+        threshold = model_threshold(read_checkpoint(path)[2]) if threshold is None else check_threshold(threshold)
         model = prepare_model(load_model(path, device=dev, **overrides), dev)
-        return cls(model, dev, bf16=bf16, source=str(path))
+        return cls(model, dev, bf16=bf16, source=str(path), threshold=threshold)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -94,7 +101,8 @@ class Segmenter:
         x = image_to_tensor(image, self.device)
         with torch.inference_mode(), self._autocast():
             pred = self.model.predict(x, timings=timings)
-        mask = pred.mask[0].cpu().numpy()
+        # the models decide at p > 0.5; a calibrated threshold decides on the same probabilities
+        mask = (pred.mask[0] if self.threshold == DEFAULT_THRESHOLD else pred.prob[0] >= self.threshold).cpu().numpy()
         prob = pred.prob[0].float().cpu().numpy() if keep_prob else None
         timings["total"] = time.perf_counter() - start
         refined = pred.refined_points[0]
@@ -111,6 +119,7 @@ class Segmenter:
             "dtype": str(self.dtype).removeprefix("torch."),
             "alpha": getattr(self.model, "alpha", None),  # only CBPRN refines an [alpha, beta] band
             "beta": getattr(self.model, "beta", None),
+            "threshold": self.threshold,
             "refined_points": refined,
             "crack_pixels": int(mask.sum()),
             "timings_s": {k: round(v, 4) for k, v in timings.items()},
@@ -182,12 +191,14 @@ class ResultWriter:
 def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.PathLike | None, out_dir: str | os.PathLike, *,
                   device: str | None = None, bf16: bool = False, alpha: float | None = None, beta: float | None = None,
                   save_prob: bool = False, save_overlay: bool = False, quantify_gsd: float | None = None,
-                  quantify: bool = False, split: str | None = None, progress: bool = True) -> dict[str, dict]:
+                  quantify: bool = False, split: str | None = None, progress: bool = True,
+                  threshold: float | None = None) -> dict[str, dict]:
     """Segment every image in ``inputs`` (files and folders) into ``out_dir`` (see :class:`ResultWriter`).
 
     An unreadable image is reported and skipped; the others are still written. ``checkpoint=None``
     uses the shipped model. With ``split``, each input is a dataset folder and only the images its
-    ``<split>.txt`` lists are segmented. Returns the sidecars by stem.
+    ``<split>.txt`` lists are segmented. ``threshold=None`` uses the model file's own threshold.
+    Returns the sidecars by stem.
     """
     from tqdm import tqdm
 
@@ -196,7 +207,7 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
     files = split_images(inputs, split) if split else expand_inputs(inputs, "images")
     paths = list(index_by_stem(files, "inputs").values())
     writer = ResultWriter(out_dir, prob=save_prob, overlay=save_overlay, quantify=quantify, gsd=quantify_gsd)
-    seg = Segmenter.from_checkpoint(checkpoint, device=device, bf16=bf16, alpha=alpha, beta=beta)
+    seg = Segmenter.from_checkpoint(checkpoint, device=device, bf16=bf16, alpha=alpha, beta=beta, threshold=threshold)
     failures, sidecars = [], {}
     for path in tqdm(paths, desc="segment", unit="image", disable=not progress or len(paths) < 2):
         try:

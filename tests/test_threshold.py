@@ -1,0 +1,69 @@
+"""The decision threshold: chosen on validation data by the stated rule, carried in the model file,
+used by default and overridable."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_CBPRN
+
+from crackrender.errors import InputError
+from crackrender.threshold import (choose_threshold, f1_by_threshold, model_threshold, probability_histograms)
+
+
+def _biased_maps(rng, shift, n=6, size=(40, 50)):
+    """Probability maps of a model whose crack pixels sit around ``0.5 + shift``, background lower."""
+    out = []
+    for _ in range(n):
+        gt = rng.random(size) < 0.1
+        prob = np.where(gt, rng.normal(0.5 + shift, 0.05, size), rng.normal(0.15, 0.05, size)).clip(0, 1)
+        out.append((prob, gt))
+    return out
+
+
+def test_threshold_maximises_mean_f1_over_datasets():
+    rng = np.random.default_rng(0)
+    # dataset a needs a threshold below its cracks' 0.35; b is easy anywhere between 0.3 and 0.8
+    hists = {name: sum(probability_histograms(p, g) for p, g in _biased_maps(rng, shift))
+             for name, shift in (("a", -0.15), ("b", 0.25))}
+    t, f1 = choose_threshold(hists)
+    assert 0.2 < t < 0.3, t
+    assert f1["a"] > 0.9 and f1["b"] > 0.9
+    assert f1_by_threshold(hists["a"])[100] < 0.5  # at 0.5 most of a's cracks would be lost
+
+
+def test_histograms_refuse_mismatched_sizes():
+    with pytest.raises(InputError, match="differ in size"):
+        probability_histograms(np.zeros((3, 4)), np.zeros((4, 3), bool))
+
+
+@pytest.mark.parametrize("bad", [0, 1, -0.2, "x", None])
+def test_bad_thresholds_are_one_line_errors(bad):
+    with pytest.raises(InputError, match="threshold"):
+        model_threshold({"threshold": bad})
+
+
+def test_calibrated_file_carries_its_threshold_and_segment_uses_it(tmp_path):
+    from crackrender.checkpoint import read_checkpoint, save_model
+    from crackrender.data.synthetic import write_synthetic_dataset
+    from crackrender.models import create_model
+    from crackrender.segment import Segmenter
+    from crackrender.threshold import calibrate
+
+    torch.manual_seed(0)
+    plain = save_model(tmp_path / "plain.safetensors", create_model("cbprn", **TINY_CBPRN))
+    data = write_synthetic_dataset(tmp_path / "syn", 4, size=(64, 48), seed=2, splits={"val": 1.0})
+    record = calibrate(plain, [(data, "val")], tmp_path / "calibrated.safetensors", progress=False)
+    _, _, info = read_checkpoint(tmp_path / "calibrated.safetensors")
+    assert info["threshold"] == record["threshold"] and "mean" in info["threshold_rule"]
+    assert set(info["threshold_val_f1"]) == {"syn"}
+
+    image = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    old = Segmenter.from_checkpoint(plain)
+    assert old.threshold == 0.5  # a file made before thresholds keeps 0.5
+    new = Segmenter.from_checkpoint(tmp_path / "calibrated.safetensors")
+    assert new.threshold == record["threshold"]
+    result = new(image)
+    np.testing.assert_array_equal(result.mask, result.prob >= record["threshold"])
+    assert result.sidecar["threshold"] == record["threshold"]
+    forced = Segmenter.from_checkpoint(tmp_path / "calibrated.safetensors", threshold=0.9)(image)
+    np.testing.assert_array_equal(forced.mask, forced.prob >= 0.9)
