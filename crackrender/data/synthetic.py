@@ -6,6 +6,11 @@ take a few seconds and well under 1 GB.  Cracks are rasterised exactly (pixel
 centre within half the local width of the centre line) into a label image; the
 mask is ``label > 0`` and only those pixels are darkened, so ``mask`` is the
 precise set of changed pixels and ground-truth widths match the mask.
+
+Distractors (:mod:`crackrender.data.distractors`: paint, joints, shadows, stains...) are drawn
+into the surface before the cracks, from a random stream of their own, so a scene with
+distractors has exactly the cracks and crack mask of the same seed without them; they are
+background in the mask and kept as ``distractor_mask``.
 """
 from __future__ import annotations
 
@@ -19,9 +24,11 @@ import cv2
 import numpy as np
 
 from crackrender.data.crack_geometry import draw_crack
-from crackrender.io import atomic_write_bytes
+from crackrender.data.distractors import FAMILIES, apply_distractors, choose_families, parse_families
+from crackrender.io import atomic_write_bytes, atomic_write_json
 
-__all__ = ["CrackSpec", "SyntheticSample", "render_crack_scene", "crack_free_scene", "write_synthetic_dataset"]
+__all__ = ["CrackSpec", "SyntheticSample", "render_crack_scene", "crack_free_scene", "write_synthetic_dataset",
+           "write_false_alarm_set"]
 
 # surface -> (base grey, low-frequency amplitude, grain std, aggregate contrast, RGB tint)
 _SURFACES = {
@@ -58,11 +65,14 @@ class CrackSpec:
 
 @dataclass
 class SyntheticSample:
-    """A rendered scene: RGB uint8 ``image``, bool ``mask`` and ground-truth crack geometry."""
+    """A rendered scene: RGB uint8 ``image``, bool crack ``mask``, ground-truth crack geometry and
+    the bool ``distractor_mask`` of the (non-crack) pixels that distractors changed."""
 
     image: np.ndarray
     mask: np.ndarray
     cracks: list[dict]
+    distractor_mask: np.ndarray | None = None
+    distractors: tuple[str, ...] = ()
 
 
 def _background(w: int, h: int, surface: str, rng: np.random.Generator) -> np.ndarray:
@@ -94,12 +104,15 @@ def _background(w: int, h: int, surface: str, rng: np.random.Generator) -> np.nd
 
 def render_crack_scene(width: int, height: int, cracks: Sequence[CrackSpec] | None = None, *, seed: int = 0,
                        surface: str = "concrete", n_cracks: int | None = None,
-                       width_range: tuple[float, float] = (1.0, 8.0)) -> SyntheticSample:
+                       width_range: tuple[float, float] = (1.0, 8.0), distractors: str | Sequence[str] | None = None,
+                       distractor_density: float = 1.0) -> SyntheticSample:
     """Render a concrete/asphalt scene with cracks; identical output for identical arguments.
 
     ``cracks=None`` draws ``n_cracks`` random specs (default 1-3, more for larger images)
     with widths from ``width_range`` and lengths of 30-90% of the image diagonal.
     Crack polylines are in (x, y) pixel coordinates and may extend past the border.
+    ``distractors`` ("all", "a,b" or names) are all drawn, in registry order of the caller's
+    list, at ``distractor_density``; cracks are drawn over them and stay cracks.
 
     Examples:
         >>> s = render_crack_scene(256, 192, [CrackSpec(width=4, length=150)], seed=1)
@@ -111,6 +124,7 @@ def render_crack_scene(width: int, height: int, cracks: Sequence[CrackSpec] | No
     if not (_MIN_SIZE <= int(width) <= _MAX_SIZE and _MIN_SIZE <= int(height) <= _MAX_SIZE):
         raise ValueError(f"image size must be in [{_MIN_SIZE}, {_MAX_SIZE}] px per side, got {width}x{height}")
     w, h = int(width), int(height)
+    families = parse_families(distractors)
     rng = np.random.default_rng(seed)
     grey = _background(w, h, surface, rng)
     if cracks is None:
@@ -136,11 +150,23 @@ def render_crack_scene(width: int, height: int, cracks: Sequence[CrackSpec] | No
         flat_grey, flat_label = grey.reshape(-1), label.reshape(-1)
         depth = _EDGE_DEPTH + _CORE_DEPTH / 254 * (flat_label[idx] - 1.0)
         depth *= rng.uniform(0.85, 1.05) * rng.uniform(0.9, 1.0, len(idx))
-        flat_grey[idx] = np.clip(flat_grey[idx] * (1 - np.minimum(depth, 0.8)), 0, 255).astype(np.uint8)
+        factor = 1 - np.minimum(depth, 0.8)
+        if not families:  # exactly the pre-distractor arithmetic: darken the grey, then tint
+            flat_grey[idx] = np.clip(flat_grey[idx] * factor, 0, 255).astype(np.uint8)
     tint = _SURFACES[surface][4]
     lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * np.float32(tint), 0, 255).astype(np.uint8)
     image = cv2.merge([cv2.LUT(grey, np.ascontiguousarray(lut[:, c])) for c in range(3)])  # per-channel tint
-    return SyntheticSample(image=image, mask=label > 0, cracks=geometry)
+    mask = label > 0
+    if not families:
+        return SyntheticSample(image=image, mask=mask, cracks=geometry, distractor_mask=np.zeros_like(mask))
+    # Distractors first, from their own stream (the cracks stay those of this seed), then the cracks on top.
+    drng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    colour, dmask = apply_distractors(image.astype(np.float32), drng, families, distractor_density)
+    if touched:
+        flat = colour.reshape(-1, 3)
+        flat[idx] *= factor[:, None].astype(np.float32)
+    image = (colour + 0.5).astype(np.uint8)
+    return SyntheticSample(image=image, mask=mask, cracks=geometry, distractor_mask=dmask & ~mask, distractors=families)
 
 
 def crack_free_scene(width: int, height: int, *, seed: int = 0, surface: str = "concrete") -> SyntheticSample:
@@ -153,12 +179,29 @@ def crack_free_scene(width: int, height: int, *, seed: int = 0, surface: str = "
     return render_crack_scene(width, height, [], seed=seed, surface=surface)
 
 
+def _write_scene(root: Path, stem: str, s: SyntheticSample, distractors: bool) -> None:
+    """``images/<stem>.jpg``, ``masks/<stem>.png`` (0/255) and, with distractors, ``distractors/<stem>.png``."""
+    files = {root / "images" / f"{stem}.jpg": s.image[:, :, ::-1], root / "masks" / f"{stem}.png": s.mask}
+    if distractors:
+        files[root / "distractors" / f"{stem}.png"] = s.distractor_mask
+    for path, arr in files.items():
+        arr = arr.astype(np.uint8) * 255 if arr.dtype == bool else arr  # cv2 wants BGR (reversed above)
+        ok, buf = cv2.imencode(path.suffix, arr, [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix == ".jpg" else [])
+        if not ok:
+            raise RuntimeError(f"failed to encode sample {stem}")
+        atomic_write_bytes(path, buf.tobytes())
+
+
 def write_synthetic_dataset(root: str | os.PathLike, n: int, *, size: tuple[int, int] = (256, 256), seed: int = 0,
-                            splits: Mapping[str, float] = _DEFAULT_SPLITS, **scene_kwargs) -> Path:
+                            splits: Mapping[str, float] = _DEFAULT_SPLITS, distractors: str | Sequence[str] | None = None,
+                            negatives: float = 0.0, distractor_density: float = 1.0, **scene_kwargs) -> Path:
     """Write ``n`` scenes as ``images/<stem>.jpg``, ``masks/<stem>.png`` (0/255) and ``<split>.txt``.
 
     ``size`` is (width, height); ``scene_kwargs`` go to :func:`render_crack_scene`.
     Stems are ``syn_00000``...; splits are a random partition with the given fractions.
+    ``distractors`` ("all", "none" or names): each scene draws one to three of those families and
+    the set gains ``distractors/<stem>.png``; ``negatives``: the share of scenes without cracks
+    (hard negatives when distractors are on). Without either, the output is as it always was.
 
     Examples:
         >>> import tempfile
@@ -170,19 +213,21 @@ def write_synthetic_dataset(root: str | os.PathLike, n: int, *, size: tuple[int,
         raise ValueError(f"n must be >= 1, got {n}")
     if not splits or any(f <= 0 for f in splits.values()):
         raise ValueError(f"splits must map split names to positive fractions, got {dict(splits)}")
+    if not 0.0 <= negatives <= 1.0:
+        raise ValueError(f"negatives must be a share in [0, 1], got {negatives}")
+    allowed = parse_families(distractors)
     root = Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(parents=True, exist_ok=True)
+    for folder in ("images", "masks") + (("distractors",) if allowed else ()):
+        (root / folder).mkdir(parents=True, exist_ok=True)
     stems = [f"syn_{i:05d}" for i in range(n)]
+    crack_free = set(np.random.default_rng([seed, 3]).permutation(n)[:round(negatives * n)].tolist())
     for i, stem in enumerate(stems):
         sub_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
-        s = render_crack_scene(size[0], size[1], seed=sub_seed, **scene_kwargs)
-        ok1, jpg = cv2.imencode(".jpg", s.image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])  # cv2 wants BGR
-        ok2, png = cv2.imencode(".png", s.mask.astype(np.uint8) * 255)
-        if not (ok1 and ok2):
-            raise RuntimeError(f"failed to encode sample {stem}")
-        atomic_write_bytes(root / "images" / f"{stem}.jpg", jpg.tobytes())
-        atomic_write_bytes(root / "masks" / f"{stem}.png", png.tobytes())
+        kwargs = {**scene_kwargs, "cracks": []} if i in crack_free else scene_kwargs
+        families = choose_families(np.random.default_rng([seed, i, 2]), allowed)
+        s = render_crack_scene(size[0], size[1], seed=sub_seed, distractors=families,
+                               distractor_density=distractor_density, **kwargs)
+        _write_scene(root, stem, s, bool(allowed))
     # Cumulative rounding so the splits are disjoint and cover every stem.
     frac = np.array(list(splits.values()), float)
     bounds = np.round(np.cumsum(frac) / frac.sum() * n).astype(int)
@@ -192,4 +237,36 @@ def write_synthetic_dataset(root: str | os.PathLike, n: int, *, size: tuple[int,
         chosen = sorted(stems[j] for j in order[start:end])
         atomic_write_bytes(root / f"{name}.txt", "".join(f"{s}\n" for s in chosen).encode())
         start = end
+    return root
+
+
+def write_false_alarm_set(root: str | os.PathLike, n: int = 60, *, size: tuple[int, int] = (1920, 1080),
+                          seed: int = 0) -> Path:
+    """The false-alarm benchmark: ``n`` scenes full of distractors, every other one with cracks.
+
+    Writes ``images/``, ``masks/`` (crack), ``distractors/`` (distractor pixels, 0/255) and
+    ``test.txt`` (every stem), then ``falsealarm.json`` (the parameters) last, marking a complete
+    set. Surfaces alternate in pairs, so both surfaces appear with and without cracks; every block
+    of five scenes shares out all fifteen families, three to a scene.
+
+    Examples:
+        >>> import tempfile
+        >>> root = write_false_alarm_set(tempfile.mkdtemp(), 2, size=(96, 64))
+        >>> (root / "test.txt").read_text().split()
+        ['fa_00000', 'fa_00001']
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    root, names = Path(root), list(FAMILIES)
+    per = len(names) // 5
+    stems = [f"fa_{i:05d}" for i in range(n)]
+    for i, stem in enumerate(stems):
+        block = np.random.default_rng([seed, i // 5, 4]).permutation(names)
+        families = tuple(block[(i % 5) * per:(i % 5 + 1) * per])
+        sub_seed = int(np.random.SeedSequence([seed, i, 5]).generate_state(1)[0])
+        s = render_crack_scene(size[0], size[1], None if i % 2 == 0 else [], seed=sub_seed,
+                               surface=("concrete", "asphalt")[(i // 2) % 2], distractors=families)
+        _write_scene(root, stem, s, True)
+    atomic_write_bytes(root / "test.txt", "".join(f"{s}\n" for s in stems).encode())
+    atomic_write_json(root / "falsealarm.json", {"n": n, "size": list(size), "seed": seed, "version": 1})
     return root
