@@ -6,12 +6,24 @@ random choice comes from the caller's ``rng``, so a family is deterministic by s
 """
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
 _SHIFT = 4  # cv2 fractional bits: points at 1/16 px
 _ONE = 1 << _SHIFT
 TOUCH_LEVEL = 0.04  # coverage above this counts as touched (~3-5 grey levels of change at full strength)
+
+
+def family(fn):
+    """Mark a distractor family: ``density <= 0`` draws nothing and touches nothing."""
+    @functools.wraps(fn)
+    def wrapper(image: np.ndarray, rng: np.random.Generator, density: float = 1.0):
+        if density <= 0:
+            return image, np.zeros(image.shape[:2], bool)
+        return fn(image, rng, density)
+    return wrapper
 
 
 def short_side(image: np.ndarray) -> int:

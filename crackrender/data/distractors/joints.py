@@ -25,6 +25,7 @@ def _grid_offsets(image, spacing: float, rng) -> np.ndarray:
     return (ks + rng.uniform(0, 1)) * spacing + rng.normal(0, 0.01 * spacing, len(ks))
 
 
+@d.family
 def sawn_joints(image, rng, density=1.0):
     """Straight sawn grooves 3-12 px wide, often in a regular grid; sealed (dark compound, sometimes
     smeared over the surface) or open (a shadowed groove with a darker bottom)."""
@@ -57,6 +58,7 @@ def sawn_joints(image, rng, density=1.0):
     return image, d.touched(a) | d.touched(band)
 
 
+@d.family
 def expansion_joints(image, rng, density=1.0):
     """Wide bridge/slab joints across the image: steel edge strips around a dark gap or rubber seal,
     or a smooth bituminous plug band."""
@@ -103,6 +105,7 @@ def _lookup(rng, index: np.ndarray, low: float, high: float) -> np.ndarray:
     return table[np.mod(index, 4096)]
 
 
+@d.family
 def formwork_marks(image, rng, density=1.0):
     """Board-marked concrete (boards of slightly different tone and grain, thin dark or light seams)
     or panel formwork (a grid of seams with tie holes)."""
@@ -134,6 +137,7 @@ def formwork_marks(image, rng, density=1.0):
     return image, touched
 
 
+@d.family
 def mortar_joints(image, rng, density=1.0):
     """Brick or block masonry in running bond, or tiles, over the image or one side of a straight
     line: units of their own colour and tone, mortar or grout joints 2-10 px wide."""
@@ -170,6 +174,7 @@ def mortar_joints(image, rng, density=1.0):
     return image, d.touched(region)
 
 
+@d.family
 def scratches(image, rng, density=1.0):
     """Bunches of thin (1-2 px) near-parallel light or dark scratches and scuffs."""
     s, h, w = d.short_side(image), *image.shape[:2]

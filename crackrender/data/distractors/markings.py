@@ -41,6 +41,7 @@ def _paint(image: np.ndarray, cv: np.ndarray, rng: np.random.Generator) -> np.nd
     return d.touched(a) | d.touched(band)
 
 
+@d.family
 def paint_lines(image, rng, density=1.0):
     """Lane lines (solid, dashed, double) and zebra bars, roughly parallel as on a road."""
     s, cv = d.short_side(image), d.canvas(image)
@@ -68,6 +69,7 @@ def paint_lines(image, rng, density=1.0):
     return image, (_paint(image, cv, rng) if cv.any() else np.zeros(cv.shape, bool))
 
 
+@d.family
 def paint_arrows(image, rng, density=1.0):
     """Direction arrows: a shaft and a triangular head, some with a turning branch."""
     s, cv = d.short_side(image), d.canvas(image)
@@ -87,6 +89,7 @@ def paint_arrows(image, rng, density=1.0):
     return image, _paint(image, cv, rng)
 
 
+@d.family
 def tyre_marks(image, rng, density=1.0):
     """Pairs of dark, soft, streaky tyre tracks along gentle curves, fading at their ends."""
     s, cv = d.short_side(image), d.canvas(image)
@@ -108,6 +111,7 @@ def tyre_marks(image, rng, density=1.0):
     return image, d.touched(a)
 
 
+@d.family
 def oil_spots(image, rng, density=1.0):
     """Clusters of dark brownish blobs with irregular soft edges and a faint halo."""
     s, cv = d.short_side(image), d.canvas(image)
@@ -125,6 +129,7 @@ def oil_spots(image, rng, density=1.0):
     return image, d.touched(a)
 
 
+@d.family
 def patch_edges(image, rng, density=1.0):
     """Repair patches and trench reinstatements: a straight-edged region of another tone and grain,
     outlined by a sealed (dark bitumen band) or a sawn joint."""
@@ -148,6 +153,7 @@ def patch_edges(image, rng, density=1.0):
     return image, touched
 
 
+@d.family
 def kerbs(image, rng, density=1.0):
     """A kerb along a straight line: lighter stones with joints, a dark gutter line and a shaded face."""
     s, h, w = d.short_side(image), *image.shape[:2]
@@ -175,6 +181,7 @@ def kerbs(image, rng, density=1.0):
     return image, touched
 
 
+@d.family
 def manholes(image, rng, density=1.0):
     """Round or square iron covers: a dark patterned lid, a frame, the gap between, a repair collar."""
     s, h, w = d.short_side(image), *image.shape[:2]
@@ -195,7 +202,8 @@ def manholes(image, rng, density=1.0):
         collar = d.rough(collar, rng, 2.0, 1.0)
         d.tone(image, 1 + collar * rng.uniform(-0.2, 0.15))
         metal = rng.uniform(70, 120)
-        d.cover(image, d.blur(frame, 0.7), (metal * 1.1, metal * 1.08, metal * 1.05), texture=0.15)
+        frame = d.blur(frame, 0.7)
+        d.cover(image, frame, (metal * 1.1, metal * 1.08, metal * 1.05), texture=0.15)
         yy, xx = np.ogrid[:h, :w]
         if rng.random() < 0.5:  # concentric ribs
             pattern = np.sin(np.hypot(xx - c[0], yy - c[1]) * (2 * np.pi / rng.uniform(8, 16))) > 0.3

@@ -14,6 +14,7 @@ from crackrender.data.distractors import draw as d
 _SKY = (1.0, 0.96, 0.86)  # per-channel share of the shadow depth (R, G, B)
 
 
+@d.family
 def shadow_edges(image, rng, density=1.0):
     """Large shadows with straight edges, hard or soft: a parapet or building (a half plane),
     a pole (a long band), a vehicle (a big quadrilateral)."""
@@ -58,6 +59,7 @@ def _branch(cv, start, heading, length, width, depth, rng) -> None:
                     width * rng.uniform(0.4, 0.7), depth - 1, rng)
 
 
+@d.family
 def thin_shadows(image, rng, density=1.0):
     """Shadows of cables (sagging curves), railings (a rail with regular posts) and tree branches:
     thin, dark, soft-edged lines, the most crack-like of all."""
@@ -88,6 +90,7 @@ def thin_shadows(image, rng, density=1.0):
     return image, d.touched(a)
 
 
+@d.family
 def stains(image, rng, density=1.0):
     """Damp patches with darker tide lines, white efflorescence, rust, and run marks below a line."""
     s, h, w = d.short_side(image), *image.shape[:2]
