@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from crackrender.errors import CrackRenderError
+from crackrender.errors import CrackRenderError, InputError
 from crackrender.io import atomic_write_bytes
 from crackrender.models import SegmentationModel, create_model
 
@@ -94,7 +94,7 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu", *
     config = {**config, **overrides, "pretrained": False}  # weights come from the file
     try:
         model = create_model(**config)
-    except ValueError as exc:  # e.g. alpha >= beta given as an override
-        raise CrackRenderError(f"cannot build the model of {path}: {exc}") from None
+    except InputError as exc:  # e.g. alpha >= beta given as an override
+        raise InputError(f"cannot build the model of {path}: {exc}") from None
     load_state(model, state, source=str(path))
     return model.to(device).eval()

@@ -16,7 +16,7 @@ from crackrender.models import create_model
 from crackrender.models.base import pad_to_multiple
 from crackrender.models.coarse_nets import COARSE_KINDS, PooledBatchNorm
 from crackrender.models.base import crop_to_image
-from crackrender.ops import boundary_band, subdivision_inference, uncertain_training_points
+from crackrender.ops import label_boundary_band, subdivision_inference, uncertain_training_points
 from crackrender.train.losses import segmentation_losses
 
 TINY_POINTREND = dict(backbone="resnet18", point_hidden=32, train_points=64, subdivision_points=256)
@@ -320,7 +320,7 @@ def test_cbprn_band_k0_samples_the_edge(monkeypatch):
     (coords,) = seen
     band = coords[0, out["point_strata"][0] == 1]
     rows, cols = (band[:, 1] * 40 - 0.5).round().long(), (band[:, 0] * 60 - 0.5).round().long()
-    assert len(rows) > 0 and boundary_band(masks, 0)[0, 0, rows, cols].all()
+    assert len(rows) > 0 and label_boundary_band(masks, 0)[0, 0, rows, cols].all()
 
 
 def test_cbprn_coarse_mask_guidance_and_refine_off():

@@ -14,7 +14,7 @@ from crackrender.ops import (
     BACKGROUND,
     BAND,
     INTERIOR,
-    boundary_band,
+    label_boundary_band,
     pixel_centers,
     point_sample,
     sample_training_points,
@@ -108,7 +108,7 @@ def test_point_sample_bad_input(call):
         call()
 
 
-# ---------------------------------------------------------------- boundary_band
+# ---------------------------------------------------------------- label_boundary_band
 
 
 def test_band_of_a_full_height_stripe():
@@ -116,17 +116,17 @@ def test_band_of_a_full_height_stripe():
     mask[:, 8:11] = True  # width 3, touching the top and bottom borders
     edge = torch.zeros(20, 20, dtype=torch.bool)
     edge[:, [8, 10]] = True  # the middle column has crack on both sides, the border is no edge
-    assert torch.equal(boundary_band(mask, 0), edge)
+    assert torch.equal(label_boundary_band(mask, 0), edge)
     band = torch.zeros(20, 20, dtype=torch.bool)
     band[:, 6:13] = True  # 2 px of background on each side, the whole stripe in between
-    assert torch.equal(boundary_band(mask, 2), band)
-    assert torch.equal(boundary_band(mask[None, None].float(), 2), band[None, None])
+    assert torch.equal(label_boundary_band(mask, 2), band)
+    assert torch.equal(label_boundary_band(mask[None, None].float(), 2), band[None, None])
 
 
 def test_band_of_a_wide_stripe_leaves_an_interior():
     mask = torch.zeros(20, 20, dtype=torch.bool)
     mask[:, 5:12] = True  # width 7: edges at columns 5 and 11
-    band = boundary_band(mask, 2)
+    band = label_boundary_band(mask, 2)
     expected = torch.zeros(20, 20, dtype=torch.bool)
     expected[:, 3:8] = True
     expected[:, 9:14] = True  # the width-5 bands of both sides; column 8 is the interior
@@ -139,20 +139,20 @@ def test_band_of_a_square():
     expected = torch.zeros(16, 16, dtype=torch.bool)
     expected[4:11, 4:11] = True
     expected[7, 7] = False  # two pixels from the ring of edge pixels
-    assert torch.equal(boundary_band(mask, 1), expected)
+    assert torch.equal(label_boundary_band(mask, 1), expected)
 
 
 def test_band_empty_for_all_zero_and_all_one_masks():
-    assert not boundary_band(torch.zeros(2, 1, 9, 13), 2).any()
-    assert not boundary_band(torch.ones(9, 13, dtype=torch.bool), 2).any()  # the border is not an edge
-    assert boundary_band(torch.ones(9, 13), 0).dtype == torch.bool
+    assert not label_boundary_band(torch.zeros(2, 1, 9, 13), 2).any()
+    assert not label_boundary_band(torch.ones(9, 13, dtype=torch.bool), 2).any()  # the border is not an edge
+    assert label_boundary_band(torch.ones(9, 13), 0).dtype == torch.bool
 
 
 @pytest.mark.parametrize("k", [0, 1, 2, 4])
 def test_band_matches_scipy_on_random_masks(k):
     rng = np.random.default_rng(k)
     masks = ndimage.binary_opening(rng.random((3, 31, 45)) > 0.6, np.ones((1, 2, 2)))
-    ours = boundary_band(torch.from_numpy(masks)[:, None], k)[:, 0].numpy()
+    ours = label_boundary_band(torch.from_numpy(masks)[:, None], k)[:, 0].numpy()
     for m, o in zip(masks, ours):
         np.testing.assert_array_equal(o, np_band(m, k))
 
@@ -160,10 +160,10 @@ def test_band_matches_scipy_on_random_masks(k):
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: boundary_band(torch.zeros(1, 8, 8)),
-        lambda: boundary_band(torch.zeros(1, 2, 8, 8)),
-        lambda: boundary_band(torch.zeros(8, 8), -1),
-        lambda: boundary_band(np.zeros((8, 8))),
+        lambda: label_boundary_band(torch.zeros(1, 8, 8)),
+        lambda: label_boundary_band(torch.zeros(1, 2, 8, 8)),
+        lambda: label_boundary_band(torch.zeros(8, 8), -1),
+        lambda: label_boundary_band(np.zeros((8, 8))),
     ],
 )
 def test_band_bad_input(call):

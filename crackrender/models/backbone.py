@@ -8,6 +8,7 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
+from crackrender.checks import choice
 from crackrender.errors import CrackRenderError
 
 RESNETS = {
@@ -25,9 +26,7 @@ def build_resnet(name: str, pretrained: bool = False) -> nn.Module:
     loaded without downloading; otherwise it downloads, and offline that fails with a clear
     ``CrackRenderError``, never a silent random init.
     """
-    if name not in RESNETS:
-        raise CrackRenderError(f"unknown backbone {name!r}; choose one of {', '.join(RESNETS)}")
-    builder, weights_enum = RESNETS[name]
+    builder, weights_enum = RESNETS[choice(name, "backbone", RESNETS)]
     if not pretrained:
         return builder(weights=None)
     weights = weights_enum.DEFAULT

@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crackrender.checks import positive_int
 from crackrender.errors import InputError
-from crackrender.ops.sampling import pixel_centers, point_sample, positive_int
+from crackrender.models.settings import record_settings
+from crackrender.ops.points import PointFn, pixel_centers, point_sample, upsample_logits
 
 # ImageNet statistics: torchvision's backbones expect them, pretrained or not.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -28,19 +30,30 @@ class Prediction:
     prob: torch.Tensor
     refined_points: list[int]
 
+    @classmethod
+    def from_logits(cls, logits: torch.Tensor, refined_points: list[int]) -> "Prediction":
+        """From (B, 1, H, W) logits: probability by sigmoid (float32), mask at 0.5.
+
+        Examples:
+            >>> Prediction.from_logits(torch.tensor([[[[-1.0, 2.0]]]]), [0]).mask.tolist()
+            [[[False, True]]]
+        """
+        prob = torch.sigmoid(logits[:, 0].float())
+        return cls(prob > 0.5, prob, refined_points)
+
+
+def coarse_only(coarse_logits: torch.Tensor, point_fn: PointFn, out_size: tuple[int, int]) -> tuple[torch.Tensor, list[int]]:
+    """The inference rule of ``refine=False``: the coarse logits upsampled (bilinear), no point
+    re-predicted; shaped like the rules in crackrender.ops, so ``predict`` calls any of them alike."""
+    return upsample_logits(coarse_logits, out_size), [0] * coarse_logits.shape[0]
+
 
 def check_images(images: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"expected images of shape (B, 3, H, W) with values in [0, 1], got {shape}")
+        raise InputError(f"expected images of shape (B, 3, H, W) with values in [0, 1], got {shape}")
     if not images.is_floating_point():
-        raise ValueError(f"expected float images in [0, 1], got dtype {images.dtype}")
-
-
-def check_choice(name: str, value, choices) -> None:
-    """One-line error (a CrackRenderError and a ValueError) for a value outside ``choices``."""
-    if value not in choices:
-        raise InputError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}")
+        raise InputError(f"expected float images in [0, 1], got dtype {images.dtype}")
 
 
 def pad_to_multiple(images: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -106,14 +119,22 @@ class Stopwatch:
 
 
 class SegmentationModel(nn.Module):
-    """Base class: keeps the keyword arguments it was built with (``config``) so a checkpoint can
-    rebuild the same architecture, and normalises [0, 1] images the way torchvision expects."""
+    """Base class: records the keyword arguments a subclass was built with (``config``, see
+    crackrender.models.settings) so a checkpoint can rebuild the same architecture, and normalises
+    [0, 1] images the way torchvision expects."""
 
     name: str = ""
+    # a frozen dataclass whose fields a subclass's __init__ takes as **options (EncoderOptions)
+    option_group: type | None = None
+    config: dict
 
-    def __init__(self, config: dict):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__ = record_settings(cls.__init__, cls.option_group)
+
+    def __init__(self):
         super().__init__()
-        self.config = {"name": self.name, **config}
         # not persistent: constants, not learned state, so they stay out of checkpoints
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

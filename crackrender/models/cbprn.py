@@ -2,74 +2,28 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
-import torch.nn.functional as F
 
-from crackrender.models.backbone import ResNetFeatures
-from crackrender.models.base import (Prediction, SegmentationModel, Stopwatch, check_choice, check_images, crop_to_image,
-                                     pad_to_multiple)
-from crackrender.models.edge_branch import EdgeGuidedBranch
-from crackrender.models.heads import EnhancedFeatureFusion, HeatmapHead, PointHead
-from crackrender.ops import pixel_centers, point_sample, sample_training_points, subdivision_inference, uncertain_pixels
-from crackrender.ops.sampling import positive_int
+from crackrender.checks import choice, in_range, non_negative_int, positive_int
+from crackrender.models.base import Prediction, SegmentationModel, Stopwatch, coarse_only, crop_to_image
+from crackrender.models.encoder import EncoderOptions, EnhancedEncoder
+from crackrender.models.heads import HeatmapHead, PointHead
+from crackrender.ops import point_sample, sample_training_points, subdivision_inference, uniform_training_points
+from crackrender.ops.boundary_sampling import BAND_K, POINT_RATIO, STRATA_RATIOS, check_ratios
+from crackrender.ops.heatmap_inference import ALPHA, BETA, POINT_CHUNK, check_band, heatmap_guided_inference
+from crackrender.ops.subdivision import SUBDIVISION_POINTS
 
+# ablation switches: uniform training points (Table 1), PointRend's subdivision (Table 3)
 SAMPLINGS = ("boundary", "uniform")
 GUIDANCES = ("heatmap", "coarse_mask")
 
 
-class EnhancedEncoder:
-    """CBPRN's encoder (ResNet + edge-guided branch + fusion into the enhanced feature map at
-    stride 4), shared with the conventional-decoder baseline. A mixin for SegmentationModel: the
-    attribute names (backbone, edge_branch, fusion) are CBPRN's state-dict keys, so keep them."""
-
-    def _build_encoder(self, backbone, pretrained, edge, edge_dim, edge_modules, edge_heads, window, edge_stride,
-                       edge_mlp_ratio, gf_radius, gf_eps, fpn_dim, feature_dim) -> None:
-        self.backbone = ResNetFeatures(backbone, pretrained)
-        # ablation switch (edge=False): the paper's network without its edge-guided branch
-        self.edge_branch = EdgeGuidedBranch(edge_dim, edge_modules, edge_heads, window, edge_stride,
-                                            edge_mlp_ratio, 0.0, gf_radius, gf_eps) if edge else None
-        self.fusion = EnhancedFeatureFusion(self.backbone.channels, edge_dim if edge else 0, fpn_dim, feature_dim)
-
-    # ResNet halves the size five times, rounding up: a side that is not a multiple of 32 would
-    # give deeper maps that cover more than the image, stretched over it by the fusion
-    pad_multiple = 32
-
-    def _encode(self, images: torch.Tensor, watch: Stopwatch) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        """ResNet features res2..res5 and the edge features on res2's grid (None without the
-        branch), of the image reflect-padded on the bottom/right to a multiple of 32."""
-        check_images(images)
-        images, _ = pad_to_multiple(images, self.pad_multiple)
-        x = self.normalize(images)
-        with watch("backbone", images.device):
-            feats = self.backbone(x)
-        edge = None
-        if self.edge_branch is not None:
-            with watch("edge_branch", images.device):
-                edge = self.edge_branch(images, self.normalize)
-                if edge.shape[-2:] != feats[0].shape[-2:]:
-                    # edge_stride != 4: resample to res2's grid (a crop would fail at stride 8 and
-                    # keep only the top-left corner at stride 2)
-                    edge = F.interpolate(edge, size=feats[0].shape[-2:], mode="bilinear", align_corners=False)
-        return feats, edge
-
-
-def uniform_training_points(masks: torch.Tensor, point_ratio: float,
-                            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """N = round(H*W*point_ratio) pixel centres per image drawn uniformly (with replacement), and
-    the mask's value there: Table 1's "uniform sampling" ablation."""
-    if masks.ndim != 4 or masks.shape[1] != 1:
-        raise ValueError(f"masks must be (B, 1, H, W), got {tuple(masks.shape)}")
-    b, _, h, w = masks.shape
-    n = int(round(h * w * point_ratio))
-    rand_device = generator.device if generator is not None else masks.device
-    index = torch.randint(h * w, (b, n), generator=generator, device=rand_device).to(masks.device)
-    coords = pixel_centers(index.reshape(-1), h, w).view(b, n, 2)
-    labels = (torch.gather(masks.reshape(b, -1).float(), 1, index) > 0.5).float()
-    return coords, labels
-
-
 class CBPRN(EnhancedEncoder, SegmentationModel):
-    """The paper's network; every keyword has the paper's value (or our reading in docs/design.md) as default.
+    """The paper's network. Takes the encoder's settings (:class:`EncoderOptions`: backbone,
+    edge_dim, ...) and its own below; every one defaults to the paper's value (or DESIGN.md's
+    reading).
 
     Examples:
         >>> model = CBPRN(backbone="resnet18", edge_dim=24, edge_heads=3).eval()
@@ -80,36 +34,25 @@ class CBPRN(EnhancedEncoder, SegmentationModel):
 
     name = "cbprn"
 
-    def __init__(self, *, backbone: str = "resnet50", pretrained: bool = False,
-                 edge: bool = True, edge_dim: int = 60, edge_modules: int = 3, edge_heads: int = 6,
-                 window: int = 8, edge_stride: int = 4, edge_mlp_ratio: float = 2.0,
-                 gf_radius: int = 2, gf_eps: float = 1e-2,
-                 fpn_dim: int = 128, feature_dim: int = 128, heatmap_dim: int = 64,
-                 point_hidden: int = 256, point_layers: int = 3,
-                 point_ratio: float = 1 / 20, strata_ratios: tuple[float, float, float] = (0.3, 0.4, 0.3),
-                 band_k: int = 2, alpha: float = 0.3, beta: float = 0.7, point_chunk: int = 65536,
-                 sampling: str = "boundary", guidance: str = "heatmap", subdivision_points: int = 8096):
-        super().__init__(dict(backbone=backbone, pretrained=pretrained, edge=edge, edge_dim=edge_dim,
-                              edge_modules=edge_modules, edge_heads=edge_heads, window=window,
-                              edge_stride=edge_stride, edge_mlp_ratio=edge_mlp_ratio, gf_radius=gf_radius,
-                              gf_eps=gf_eps, fpn_dim=fpn_dim, feature_dim=feature_dim, heatmap_dim=heatmap_dim,
-                              point_hidden=point_hidden, point_layers=point_layers, point_ratio=point_ratio,
-                              strata_ratios=list(strata_ratios), band_k=band_k, alpha=alpha, beta=beta,
-                              point_chunk=point_chunk, sampling=sampling, guidance=guidance,
-                              subdivision_points=subdivision_points))
-        if not 0.0 <= alpha < beta <= 1.0:
-            raise ValueError(f"need 0 <= alpha < beta <= 1, got alpha={alpha}, beta={beta}")
-        # ablation switches: uniform training points (Table 1), PointRend's subdivision (Table 3)
-        check_choice("sampling", sampling, SAMPLINGS)
-        check_choice("guidance", guidance, GUIDANCES)
-        positive_int(subdivision_points, "subdivision_points")
-        self._build_encoder(backbone, pretrained, edge, edge_dim, edge_modules, edge_heads, window, edge_stride,
-                            edge_mlp_ratio, gf_radius, gf_eps, fpn_dim, feature_dim)
-        self.heatmap_head = HeatmapHead(feature_dim, heatmap_dim)
-        self.point_head = PointHead(feature_dim, point_hidden, point_layers)
-        self.point_ratio, self.strata_ratios, self.band_k = point_ratio, tuple(strata_ratios), band_k
-        self.alpha, self.beta, self.point_chunk = alpha, beta, point_chunk
-        self.sampling, self.guidance, self.subdivision_points = sampling, guidance, subdivision_points
+    def __init__(self, *, heatmap_dim: int = 64, point_hidden: int = 256, point_layers: int = 3,
+                 point_ratio: float = POINT_RATIO, strata_ratios: tuple[float, float, float] = STRATA_RATIOS,
+                 band_k: int = BAND_K, alpha: float = ALPHA, beta: float = BETA, point_chunk: int = POINT_CHUNK,
+                 sampling: str = "boundary", guidance: str = "heatmap", subdivision_points: int = SUBDIVISION_POINTS,
+                 **encoder_options):
+        super().__init__()
+        self.point_ratio = in_range(point_ratio, "point_ratio", 0, open_low=True)
+        self.strata_ratios = tuple(check_ratios(strata_ratios, name="strata_ratios"))
+        self.band_k = non_negative_int(band_k, "band_k")
+        self.alpha, self.beta = check_band(alpha, beta)
+        self.point_chunk = positive_int(point_chunk, "point_chunk")
+        self.sampling = choice(sampling, "sampling", SAMPLINGS)
+        self.guidance = choice(guidance, "guidance", GUIDANCES)
+        self.subdivision_points = positive_int(subdivision_points, "subdivision_points")
+        self._build_encoder(EncoderOptions(**encoder_options))
+        feature_dim = self.fusion.out_channels
+        self.heatmap_head = HeatmapHead(in_dim=feature_dim, hidden=positive_int(heatmap_dim, "heatmap_dim"))
+        self.point_head = PointHead(in_dim=feature_dim, hidden=positive_int(point_hidden, "point_hidden"),
+                                    num_layers=positive_int(point_layers, "point_layers"))
 
     def forward(self, images: torch.Tensor, timings: dict | None = None) -> dict:
         """images (B,3,H,W) in [0,1] -> {"coarse": heatmap logits (B,1,ceil(H/4),ceil(W/4)) spanning
@@ -135,58 +78,47 @@ class CBPRN(EnhancedEncoder, SegmentationModel):
         coarse_at = point_sample(out["coarse"], coords)
         return self.point_head(fine, coarse_at.to(fine.dtype))
 
-    def training_outputs(self, images, masks, generator=None) -> dict:
-        """Heatmap logits, and point logits/labels at points drawn from the label (0.3 interior :
-        0.4 boundary band : 0.3 background, N = H*W*point_ratio); with ``sampling="uniform"``,
-        N pixels drawn uniformly over the image instead (no strata)."""
-        out = self(images)
+    def training_points(self, masks: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        """The sampler: {"coords" (B,P,2), "labels" (B,P), and with boundary sampling "strata"}:
+        points drawn from the label (0.3 interior : 0.4 boundary band : 0.3 background,
+        N = H*W*point_ratio), or with ``sampling="uniform"`` N pixels drawn uniformly instead."""
         if self.sampling == "uniform":
             coords, labels = uniform_training_points(masks, self.point_ratio, generator)
-        else:
-            coords, labels, strata = sample_training_points(masks, ratios=self.strata_ratios, k=self.band_k,
-                                                            point_ratio=self.point_ratio, generator=generator)
-            out["point_strata"] = strata
-        out["point_logits"] = self.point_logits(out, coords)
-        out["point_labels"] = labels
+            return {"coords": coords, "labels": labels}
+        coords, labels, strata = sample_training_points(masks, ratios=self.strata_ratios, k=self.band_k,
+                                                        point_ratio=self.point_ratio, generator=generator)
+        return {"coords": coords, "labels": labels, "strata": strata}
+
+    def training_outputs(self, images, masks, generator=None) -> dict:
+        """Heatmap logits, and point logits/labels (and strata) at :meth:`training_points`."""
+        out = self(images)
+        points = self.training_points(masks, generator)
+        if "strata" in points:
+            out["point_strata"] = points["strata"]
+        out["point_logits"] = self.point_logits(out, points["coords"])
+        out["point_labels"] = points["labels"]
         return out
+
+    def inference_rule(self, *, refine: bool = True, alpha: float | None = None, beta: float | None = None,
+                       chunk: int | None = None):
+        """``rule(coarse_logits, point_fn, out_size) -> (logits, refined_points)``: the [alpha, beta]
+        rule (the model's band unless given), PointRend's subdivision with
+        ``guidance="coarse_mask"``, or with ``refine=False`` the upsampled heatmap alone."""
+        if not refine:
+            return coarse_only
+        if self.guidance == "coarse_mask":
+            return partial(subdivision_inference, num_points=self.subdivision_points)
+        return partial(heatmap_guided_inference, alpha=self.alpha if alpha is None else alpha,
+                       beta=self.beta if beta is None else beta, chunk=chunk or self.point_chunk)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, *, alpha: float | None = None, beta: float | None = None,
                 chunk: int | None = None, refine: bool = True, timings: dict | None = None) -> Prediction:
-        """Full-resolution mask: pixels whose upsampled heatmap probability lies in [alpha, beta]
-        are re-predicted by the point head (in chunks, so memory is bounded); the rest keep the
-        thresholded heatmap. ``refine=False``: the upsampled heatmap alone. With
-        ``guidance="coarse_mask"``: PointRend's subdivision from the heatmap logits instead of the
-        [alpha, beta] rule (``subdivision_points`` per x2 step)."""
-        alpha = self.alpha if alpha is None else alpha
-        beta = self.beta if beta is None else beta
-        chunk = chunk or self.point_chunk
-        h, w = images.shape[-2:]
+        """Full-resolution mask by :meth:`inference_rule`: pixels whose upsampled heatmap probability
+        lies in [alpha, beta] are re-predicted by the point head (``chunk`` points per call); the
+        rest keep the thresholded heatmap."""
+        rule = self.inference_rule(refine=refine, alpha=alpha, beta=beta, chunk=chunk)
         out = self(images, timings)
-        watch = Stopwatch(timings)
-        if not refine:
-            logits = F.interpolate(out["coarse"].float(), size=(h, w), mode="bilinear", align_corners=False)
-            prob = torch.sigmoid(logits[:, 0])
-            return Prediction(prob > 0.5, prob, [0] * images.shape[0])
-        if self.guidance == "coarse_mask":
-            with watch("point_refinement", images.device):
-                logits, counts = subdivision_inference(
-                    out["coarse"], lambda c: self.point_logits(out, c), (h, w), self.subdivision_points)
-            prob = torch.sigmoid(logits[:, 0])
-            return Prediction(prob > 0.5, prob, counts)
-        masks, probs, counts = [], [], []
-        with watch("point_refinement", images.device):
-            for b in range(images.shape[0]):
-                logit = F.interpolate(out["coarse"][b:b + 1].float(), size=(h, w), mode="bilinear",
-                                      align_corners=False).view(-1)
-                index = uncertain_pixels(torch.sigmoid(logit).view(h, w), alpha, beta)
-                one = {"features": out["features"][b:b + 1], "coarse": out["coarse"][b:b + 1], "extent": out["extent"]}
-                for start in range(0, index.numel(), chunk):
-                    part = index[start:start + chunk]
-                    coords = pixel_centers(part, h, w)[None]  # float32: see point_sample
-                    logit[part] = self.point_logits(one, coords)[0].float()
-                prob = torch.sigmoid(logit).view(h, w)
-                probs.append(prob)
-                masks.append(prob > 0.5)
-                counts.append(int(index.numel()))
-        return Prediction(torch.stack(masks), torch.stack(probs), counts)
+        with Stopwatch(timings if refine else None)("point_refinement", images.device):
+            logits, counts = rule(out["coarse"], partial(self.point_logits, out), images.shape[-2:])
+        return Prediction.from_logits(logits, counts)

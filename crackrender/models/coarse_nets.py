@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.segmentation.fcn import FCNHead
 
+from crackrender.checks import choice
 from crackrender.errors import CrackRenderError
 from crackrender.models.backbone import RESNETS, ResNetFeatures
-from crackrender.models.base import check_choice
 from crackrender.models.refinenet import RefineNet
 
 COARSE_KINDS = ("fcn", "unet", "deeplabv3plus", "pspnet", "refinenet")
@@ -114,8 +114,8 @@ def build_coarse_net(kind: str, backbone: str = "resnet50", pretrained: bool = F
         >>> tuple(logits.shape), tuple(fine.shape)
         ((1, 1, 8, 12), (1, 64, 16, 24))
     """
-    check_choice("coarse network", kind, COARSE_KINDS)
-    check_choice("backbone", backbone, RESNETS)  # smp would accept other encoders; the tables use ResNets
+    choice(kind, "coarse network", COARSE_KINDS)
+    choice(backbone, "backbone", RESNETS)  # smp would accept other encoders; the tables use ResNets
     if kind == "fcn":
         return FCN(backbone, pretrained)
     if kind == "refinenet":

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crackrender.checks import positive_int
 from crackrender.models.base import Prediction, SegmentationModel, Stopwatch
-from crackrender.models.cbprn import EnhancedEncoder
+from crackrender.models.encoder import EncoderOptions, EnhancedEncoder
 from crackrender.models.heads import conv_bn_relu
-from crackrender.ops.sampling import positive_int
 
 
 class UpsamplingDecoder(nn.Module):
@@ -32,7 +32,8 @@ class UpsamplingDecoder(nn.Module):
 
 
 class ConvDecoderNet(EnhancedEncoder, SegmentationModel):
-    """CBPRN's encoder (same keywords and defaults) + :class:`UpsamplingDecoder` (``decoder_dim``).
+    """CBPRN's encoder (its :class:`EncoderOptions` as keywords) + :class:`UpsamplingDecoder`
+    (``decoder_dim``).
 
     Examples:
         >>> model = ConvDecoderNet(backbone="resnet18", edge_dim=16, edge_heads=2, window=4).eval()
@@ -43,19 +44,11 @@ class ConvDecoderNet(EnhancedEncoder, SegmentationModel):
 
     name = "conv_decoder"
 
-    def __init__(self, *, backbone: str = "resnet50", pretrained: bool = False,
-                 edge: bool = True, edge_dim: int = 60, edge_modules: int = 3, edge_heads: int = 6,
-                 window: int = 8, edge_stride: int = 4, edge_mlp_ratio: float = 2.0,
-                 gf_radius: int = 2, gf_eps: float = 1e-2,
-                 fpn_dim: int = 128, feature_dim: int = 128, decoder_dim: int = 64):
-        super().__init__(dict(backbone=backbone, pretrained=pretrained, edge=edge, edge_dim=edge_dim,
-                              edge_modules=edge_modules, edge_heads=edge_heads, window=window,
-                              edge_stride=edge_stride, edge_mlp_ratio=edge_mlp_ratio, gf_radius=gf_radius,
-                              gf_eps=gf_eps, fpn_dim=fpn_dim, feature_dim=feature_dim, decoder_dim=decoder_dim))
+    def __init__(self, *, decoder_dim: int = 64, **encoder_options):
+        super().__init__()
         positive_int(decoder_dim, "decoder_dim")
-        self._build_encoder(backbone, pretrained, edge, edge_dim, edge_modules, edge_heads, window, edge_stride,
-                            edge_mlp_ratio, gf_radius, gf_eps, fpn_dim, feature_dim)
-        self.decoder = UpsamplingDecoder(feature_dim, decoder_dim)
+        self._build_encoder(EncoderOptions(**encoder_options))
+        self.decoder = UpsamplingDecoder(in_dim=self.fusion.out_channels, dim=decoder_dim)
 
     def forward(self, images: torch.Tensor, timings: dict | None = None) -> dict:
         """images (B,3,H,W) in [0,1] -> {"coarse": full-resolution logits (B,1,H,W)}."""
@@ -75,5 +68,4 @@ class ConvDecoderNet(EnhancedEncoder, SegmentationModel):
     def predict(self, images: torch.Tensor, *, refine: bool = True, timings: dict | None = None) -> Prediction:
         """The thresholded full-resolution logits; ``refine`` is accepted for a common signature
         and changes nothing (there is no point head), so ``refined_points`` is always 0."""
-        prob = torch.sigmoid(self(images, timings)["coarse"][:, 0].float())
-        return Prediction(prob > 0.5, prob, [0] * images.shape[0])
+        return Prediction.from_logits(self(images, timings)["coarse"], [0] * images.shape[0])

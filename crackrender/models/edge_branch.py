@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torchvision.models.swin_transformer import SwinTransformerBlock
 
+from crackrender.errors import InputError
 from crackrender.models.base import pad_to_multiple
 from crackrender.ops import GuidedFilter
 
@@ -44,7 +45,7 @@ class EdgeGuidedBranch(nn.Module):
                  gf_radius: int = 2, gf_eps: float = 1e-2):
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"edge dim {dim} must be divisible by edge heads {num_heads}")
+            raise InputError(f"edge dim {dim} must be divisible by edge heads {num_heads}")
         self.stride, self.window = stride, window
         self.guided_filter = GuidedFilter(gf_radius, gf_eps)
         self.shallow = nn.Conv2d(3, dim, kernel_size=stride, stride=stride) if stride > 1 else nn.Conv2d(3, dim, 3, padding=1)

@@ -5,18 +5,19 @@ subdivision; CBPRN replaces both (label-driven strata, the [alpha, beta] rule on
 
 from __future__ import annotations
 
-import numbers
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from crackrender.models.base import (Prediction, SegmentationModel, Stopwatch, check_images, crop_to_image,
-                                     pad_to_multiple)
+from crackrender.checks import in_range, positive_int
+from crackrender.errors import InputError
+from crackrender.models.base import (Prediction, SegmentationModel, Stopwatch, check_images, coarse_only,
+                                     crop_to_image, pad_to_multiple)
 from crackrender.models.coarse_nets import build_coarse_net
 from crackrender.models.heads import PointHead
 from crackrender.ops import point_sample, subdivision_inference, uncertain_training_points
-from crackrender.ops.sampling import positive_int
-
+from crackrender.ops.subdivision import SUBDIVISION_POINTS
 
 
 class PointRend(SegmentationModel):
@@ -38,27 +39,21 @@ class PointRend(SegmentationModel):
 
     def __init__(self, *, coarse: str = "unet", backbone: str = "resnet50", pretrained: bool = False,
                  point_hidden: int = 256, point_layers: int = 3, train_points: int = 2048,
-                 oversample: float = 3.0, importance: float = 0.75, subdivision_points: int = 8096,
+                 oversample: float = 3.0, importance: float = 0.75, subdivision_points: int = SUBDIVISION_POINTS,
                  coarse_long_edge: int | None = None, pad_multiple: int = 32):
-        super().__init__(dict(coarse=coarse, backbone=backbone, pretrained=pretrained, point_hidden=point_hidden,
-                              point_layers=point_layers, train_points=train_points, oversample=oversample,
-                              importance=importance, subdivision_points=subdivision_points,
-                              coarse_long_edge=coarse_long_edge, pad_multiple=pad_multiple))
+        super().__init__()
         self.train_points = positive_int(train_points, "train_points")
         self.subdivision_points = positive_int(subdivision_points, "subdivision_points")
-        if not isinstance(oversample, numbers.Real) or not oversample >= 1:
-            raise ValueError(f"oversample must be >= 1, got {oversample!r}")
-        if not isinstance(importance, numbers.Real) or not 0 <= importance <= 1:
-            raise ValueError(f"importance must lie in [0, 1], got {importance!r}")
-        if coarse_long_edge is not None:
-            positive_int(coarse_long_edge, "coarse_long_edge")
+        self.oversample = in_range(oversample, "oversample", 1)
+        self.importance = in_range(importance, "importance", 0, 1)
+        self.coarse_long_edge = None if coarse_long_edge is None else positive_int(coarse_long_edge, "coarse_long_edge")
         # every coarse net needs sides divisible by its deepest stride, 32
-        if positive_int(pad_multiple, "pad_multiple") % 32:
-            raise ValueError(f"pad_multiple must be a multiple of 32 (the encoders' stride), got {pad_multiple}")
-        self.oversample, self.importance = float(oversample), float(importance)
-        self.coarse_long_edge, self.pad_multiple = coarse_long_edge, pad_multiple
-        self.coarse_net = build_coarse_net(coarse, backbone, pretrained)
-        self.point_head = PointHead(self.coarse_net.fine_channels, point_hidden, point_layers)
+        self.pad_multiple = positive_int(pad_multiple, "pad_multiple")
+        if pad_multiple % 32:
+            raise InputError(f"pad_multiple must be a multiple of 32 (the encoders' stride), got {pad_multiple}")
+        self.coarse_net = build_coarse_net(kind=coarse, backbone=backbone, pretrained=pretrained)
+        self.point_head = PointHead(in_dim=self.coarse_net.fine_channels, hidden=positive_int(point_hidden, "point_hidden"),
+                                    num_layers=positive_int(point_layers, "point_layers"))
 
     def forward(self, images: torch.Tensor) -> dict:
         """images (B,3,H,W) in [0,1] -> {"coarse": logits covering exactly the image at the coarse
@@ -105,16 +100,9 @@ class PointRend(SegmentationModel):
         (``subdivision_points`` per x2 step); ``refine=False``: the coarse logits upsampled
         (bilinear), to score the coarse network alone."""
         check_images(images)
-        h, w = images.shape[-2:]
-        watch = Stopwatch(timings)
-        with watch("coarse", images.device):
+        rule = partial(subdivision_inference, num_points=self.subdivision_points) if refine else coarse_only
+        with Stopwatch(timings)("coarse", images.device):
             out = self(self._coarse_input(images))
-        if refine:
-            with watch("point_refinement", images.device):
-                logits, counts = subdivision_inference(out["coarse"], lambda c: self.point_logits(out, c), (h, w),
-                                                       self.subdivision_points)
-        else:
-            logits = F.interpolate(out["coarse"].float(), size=(h, w), mode="bilinear", align_corners=False)
-            counts = [0] * images.shape[0]
-        prob = torch.sigmoid(logits[:, 0])
-        return Prediction(prob > 0.5, prob, counts)
+        with Stopwatch(timings if refine else None)("point_refinement", images.device):
+            logits, counts = rule(out["coarse"], partial(self.point_logits, out), images.shape[-2:])
+        return Prediction.from_logits(logits, counts)

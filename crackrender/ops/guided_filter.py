@@ -6,23 +6,13 @@ edge-preserving smoother that flattens texture and noise while keeping crack edg
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from crackrender.checks import in_range, non_negative_int
+
 __all__ = ["box_filter", "guided_filter", "GuidedFilter"]
-
-
-def _check_radius(radius: int) -> None:
-    if isinstance(radius, bool) or not isinstance(radius, numbers.Integral) or radius < 0:
-        raise ValueError(f"radius must be a non-negative int, got {radius!r}")
-
-
-def _check_eps(eps: float) -> None:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"eps must be a positive number, got {eps!r}")
 
 
 def _check_image(x: Tensor, name: str) -> None:
@@ -45,7 +35,7 @@ def box_filter(x: Tensor, radius: int) -> Tensor:
         True
     """
     _check_image(x, "x")
-    _check_radius(radius)
+    non_negative_int(radius, "radius")
     if radius == 0:
         return x
     return F.avg_pool2d(x, kernel_size=2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
@@ -70,8 +60,8 @@ def guided_filter(guide: Tensor, src: Tensor, radius: int = 2, eps: float = 1e-2
     """
     _check_image(guide, "guide")
     _check_image(src, "src")
-    _check_radius(radius)
-    _check_eps(eps)
+    non_negative_int(radius, "radius")
+    in_range(eps, "eps", 0, open_low=True)
     if not (guide.is_floating_point() and src.is_floating_point()):
         raise ValueError(f"guide and src must be floating point, got {guide.dtype} and {src.dtype}")
     b, c, h, w = src.shape
@@ -109,10 +99,8 @@ class GuidedFilter(nn.Module):
 
     def __init__(self, radius: int = 2, eps: float = 1e-2):
         super().__init__()
-        _check_radius(radius)
-        _check_eps(eps)
-        self.radius = int(radius)
-        self.eps = float(eps)
+        self.radius = non_negative_int(radius, "radius")
+        self.eps = in_range(eps, "eps", 0, open_low=True)
 
     def forward(self, x: Tensor) -> Tensor:
         return guided_filter(x, x, self.radius, self.eps)

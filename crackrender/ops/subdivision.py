@@ -4,21 +4,25 @@ Tables 1 and 3: uncertainty-driven training points and subdivision inference.
 Binary segmentation has one logit per pixel, so the uncertainty is ``-|logit|`` (most uncertain at
 p = 0.5). PointRend's multi-class rule (the gap between the top-2 class logits) does not apply:
 with a single channel there is no second logit. Coordinates follow :mod:`crackrender.ops.sampling`:
-normalised (x, y) in [0, 1], pixel (i, j) of an H x W map at ``((j + 0.5) / W, (i + 0.5) / H)``.
+normalised (x, y) in [0, 1], pixel (i, j) of an H x W map at ``((j + 0.5) / W, (i + 0.5) / H)``
+(:mod:`crackrender.ops.points`).
 """
 
 from __future__ import annotations
-
-import numbers
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from crackrender.ops.sampling import pixel_centers, point_sample, positive_int
+from crackrender.checks import in_range, positive_int
+from crackrender.ops.points import PointFn, call_point_fn, check_size, pixel_centers, point_sample
 
-__all__ = ["uncertainty", "uncertain_training_points", "subdivision_inference"]
+__all__ = ["SUBDIVISION_POINTS", "uncertainty", "uncertain_training_points", "subdivision_inference"]
+
+# points re-predicted per x2 step: the N of the PointRend paper's semantic segmentation (section 5,
+# "the number of points in the stride 16 map of a 1024x2048 image"), which it prints as 8096;
+# detectron2's Cityscapes config uses that count exactly, 8192. Model files record the 8096.
+SUBDIVISION_POINTS = 8096
 
 
 def _check_logits(logits: Tensor, name: str = "coarse_logits") -> None:
@@ -26,7 +30,6 @@ def _check_logits(logits: Tensor, name: str = "coarse_logits") -> None:
         raise ValueError(f"{name} must be (B, 1, h, w) crack logits, got {tuple(getattr(logits, 'shape', ()))}")
     if logits.shape[-2] * logits.shape[-1] == 0:
         raise ValueError(f"{name} has no pixels: {tuple(logits.shape)}")
-
 
 
 def uncertainty(logits: Tensor) -> Tensor:
@@ -56,10 +59,8 @@ def uncertain_training_points(coarse_logits: Tensor, num_points: int, oversample
     """
     _check_logits(coarse_logits)
     num_points = positive_int(num_points, "num_points")
-    if not isinstance(oversample, numbers.Real) or not oversample >= 1:
-        raise ValueError(f"oversample must be >= 1, got {oversample!r}")
-    if not isinstance(importance, numbers.Real) or not 0 <= importance <= 1:
-        raise ValueError(f"importance must lie in [0, 1], got {importance!r}")
+    in_range(oversample, "oversample", 1)
+    in_range(importance, "importance", 0, 1)
     b, device = coarse_logits.shape[0], coarse_logits.device
     rand_device = generator.device if generator is not None else device
     num_sampled = max(num_points, int(num_points * oversample))
@@ -79,8 +80,8 @@ def _next_size(size: tuple[int, int], out_size: tuple[int, int]) -> tuple[int, i
     return tuple(min(2 * s, o) if s < o else o for s, o in zip(size, out_size))
 
 
-def subdivision_inference(coarse_logits: Tensor, point_fn: Callable[[Tensor], Tensor],
-                          out_size: tuple[int, int], num_points: int = 8096) -> tuple[Tensor, list[int]]:
+def subdivision_inference(coarse_logits: Tensor, point_fn: PointFn, out_size: tuple[int, int],
+                          num_points: int = SUBDIVISION_POINTS) -> tuple[Tensor, list[int]]:
     """PointRend's subdivision: upsample the coarse logits x2 (bilinear) step by step up to
     ``out_size``; after each step, re-predict the ``num_points`` most uncertain pixels with
     ``point_fn``, which maps (B, P, 2) pixel-centre coordinates to (B, P) logits.
@@ -95,9 +96,7 @@ def subdivision_inference(coarse_logits: Tensor, point_fn: Callable[[Tensor], Te
         ((1, 1, 13, 24), [10])
     """
     _check_logits(coarse_logits)
-    if not isinstance(out_size, (tuple, list)) or len(out_size) != 2:
-        raise ValueError(f"out_size must be (H, W), got {out_size!r}")
-    out_size = (positive_int(out_size[0], "out_size[0]"), positive_int(out_size[1], "out_size[1]"))
+    out_size = check_size(out_size)
     num_points = positive_int(num_points, "num_points")
     b = coarse_logits.shape[0]
     logits = coarse_logits.float()
@@ -109,9 +108,6 @@ def subdivision_inference(coarse_logits: Tensor, point_fn: Callable[[Tensor], Te
         flat = logits.reshape(b, h * w)
         index = uncertainty(flat).topk(p, dim=1).indices
         coords = pixel_centers(index.reshape(-1), h, w).view(b, p, 2).to(logits.device)
-        values = point_fn(coords)
-        if not isinstance(values, Tensor) or tuple(values.shape) != (b, p):
-            raise ValueError(f"point_fn must return ({b}, {p}) logits, got {tuple(getattr(values, 'shape', ()))}")
-        logits = flat.scatter(1, index, values.float()).view(b, 1, h, w)
+        logits = flat.scatter(1, index, call_point_fn(point_fn, coords)).view(b, 1, h, w)
         refined += p
     return logits, [refined] * b
