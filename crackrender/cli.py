@@ -33,17 +33,40 @@ def data_synth(out: Annotated[Path, typer.Argument(help="folder to write images/
                width: Annotated[int, typer.Option(help="image width")] = 512,
                height: Annotated[int, typer.Option(help="image height")] = 384,
                seed: Annotated[int, typer.Option(help="random seed")] = 0,
-               surface: Annotated[str, typer.Option(help="concrete or asphalt")] = "concrete"):
-    """Write a synthetic crack dataset with exact masks, in the project's dataset layout."""
+               surface: Annotated[str, typer.Option(help="concrete or asphalt")] = "concrete",
+               distractors: Annotated[str, typer.Option(help="hard negatives drawn as background: all, none, or family names, comma-separated (paint_lines, sawn_joints, shadow_edges, ...)")] = "none",
+               negatives: Annotated[float, typer.Option(help="share of scenes without cracks, 0-1")] = 0.0):
+    """Write a synthetic crack dataset with exact masks, in the project's dataset layout
+    (with --distractors also distractors/<stem>.png, the distractor pixels)."""
     from crackrender.data.synthetic import write_synthetic_dataset
 
     if n < 1:
         raise CrackRenderError(f"--n must be at least 1, got {n}")
     try:
-        root = write_synthetic_dataset(out, n, size=(width, height), seed=seed, surface=surface)
+        root = write_synthetic_dataset(out, n, size=(width, height), seed=seed, surface=surface,
+                                       distractors=distractors, negatives=negatives)
     except ValueError as exc:
         raise CrackRenderError(str(exc)) from None
     typer.echo(f"wrote {n} synthetic image/mask pairs to {root}")
+
+
+@data_app.command("falsealarm")
+def data_falsealarm(out: Annotated[Path, typer.Argument(help="folder to write images/, masks/, distractors/, test.txt")],
+                    n: Annotated[int, typer.Option(help="number of scenes (half with cracks)")] = 60,
+                    width: Annotated[int, typer.Option(help="image width")] = 1920,
+                    height: Annotated[int, typer.Option(help="image height")] = 1080,
+                    seed: Annotated[int, typer.Option(help="random seed")] = 0):
+    """Write the false-alarm benchmark: scenes full of distractors (paint, joints, shadows...), half
+    with cracks. Score a model with `segment OUT --split test` then `evaluate ... --distractors OUT/distractors`."""
+    from crackrender.data.synthetic import write_false_alarm_set
+
+    if n < 1:
+        raise CrackRenderError(f"--n must be at least 1, got {n}")
+    try:
+        root = write_false_alarm_set(out, n, size=(width, height), seed=seed)
+    except ValueError as exc:
+        raise CrackRenderError(str(exc)) from None
+    typer.echo(f"wrote {n} false-alarm scenes ({(n + 1) // 2} with cracks) to {root}")
 
 
 @app.command("evaluate")
@@ -52,14 +75,17 @@ def evaluate(pred: Annotated[Path, typer.Argument(help="folder of predicted mask
              json_path: Annotated[Optional[Path], typer.Option("--json", help="write the full result as JSON")] = None,
              threshold: Annotated[float, typer.Option(help="threshold for probability maps")] = 0.5,
              boundary_d: Annotated[Optional[int], typer.Option(help="Boundary IoU band width in px (default: 0.5% of the diagonal)")] = None,
+             distractors: Annotated[Optional[Path], typer.Option("--distractors", help="folder of distractor masks by stem (false-alarm benchmark): also report the share of distractor pixels predicted crack and false-positive px per megapixel")] = None,
              quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False):
-    """Score predictions against ground truth: IoU, mIoU, F1, precision, recall, mBA, Boundary IoU, ODS/OIS."""
+    """Score predictions against ground truth: IoU, mIoU, F1, precision, recall, mBA, Boundary IoU, ODS/OIS
+    (and false alarms on distractors with --distractors)."""
     from crackrender.evaluate import evaluate_folders, format_table
     from crackrender.io import atomic_write_json
 
     if not 0.0 < threshold < 1.0:
         raise CrackRenderError(f"--threshold must lie in (0, 1), got {threshold}")
-    result = evaluate_folders(pred, gt, threshold=threshold, boundary_d=boundary_d, progress=not quiet)
+    result = evaluate_folders(pred, gt, threshold=threshold, boundary_d=boundary_d, progress=not quiet,
+                              distractors_dir=distractors)
     typer.echo(format_table(result))
     if json_path is not None:
         atomic_write_json(json_path, result)

@@ -4,6 +4,8 @@ Files pair by stem: the ground truth ``<stem>.<ext>`` matches a prediction ``<st
 ``<stem>_mask.<ext>``. A prediction file holding only binary values is a mask; anything else
 is read as a probability map (8 or 16 bit gray), thresholded for the mask metrics and swept for
 ODS/OIS. See :mod:`crackrender.metrics` for the definitions and zero-denominator conventions.
+With a folder of distractor masks (the false-alarm benchmark's ``distractors/``), it also reports
+how much of the distractors and of the image is predicted crack (:mod:`crackrender.false_alarm`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from crackrender.errors import InputError
+from crackrender.false_alarm import false_alarm_counts, false_alarm_scores, format_false_alarms
 from crackrender.io import (binarize_mask, index_by_stem, list_images, probability_from_array, read_image_array,
                             read_mask)
 from crackrender.metrics import METRIC_NAMES, MetricAccumulator, binarize
@@ -86,15 +89,26 @@ def read_prediction(path) -> tuple[np.ndarray, np.ndarray | None]:
     return None, probability_from_array(arr, str(path))
 
 
+def _distractor_masks(folder, stems) -> dict[str, Path]:
+    """The distractor mask of every matched stem, by stem; a missing one is an error."""
+    by_stem = index_by_stem(list_images(folder), folder)
+    missing = [s for s in stems if s not in by_stem]
+    if missing:
+        raise InputError(f"{folder}: no distractor mask for {len(missing)} of {len(stems)} images "
+                         f"(e.g. {missing[0]}; expected <stem>.png as the ground truth is named)")
+    return by_stem
+
+
 def evaluate_folders(pred_dir, gt_dir, *, threshold: float = 0.5, boundary_d: int | None = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, distractors_dir=None) -> dict:
     """Score every matched prediction against its ground truth; see the module docstring.
 
     ``threshold``: probability maps give the mask ``prob >= threshold``. ``boundary_d``:
     Boundary IoU's band width in pixels; None uses each image's 0.5% of its diagonal.
     ODS/OIS are reported when at least one prediction is a probability map; binary files
     then enter the sweep as probabilities 0 and 1 (a crack-free image's saturated map is
-    binary too). With binary masks only, they are omitted with a note.
+    binary too). With binary masks only, they are omitted with a note. ``distractors_dir``: masks
+    of distractor pixels by stem; adds ``result["false_alarm"]`` and per-image false-alarm counts.
 
     Examples:
         >>> result = evaluate_folders("runs/pred", "data/masks", progress=False)  # doctest: +SKIP
@@ -105,6 +119,7 @@ def evaluate_folders(pred_dir, gt_dir, *, threshold: float = 0.5, boundary_d: in
         raise InputError(f"threshold must be in [0, 1], got {threshold}")
     pairs, unmatched_pred, unmatched_gt = match_files(pred_dir, gt_dir)
     acc = MetricAccumulator(boundary_d=boundary_d)
+    distractor_masks = None if distractors_dir is None else _distractor_masks(distractors_dir, [p[0] for p in pairs])
     n_prob = 0
     for stem, pred_path, gt_path in tqdm(pairs, desc="evaluating", unit="img", file=sys.stderr,
                                          disable=not progress, dynamic_ncols=True):
@@ -120,6 +135,13 @@ def evaluate_folders(pred_dir, gt_dir, *, threshold: float = 0.5, boundary_d: in
         row = acc.add(stem, mask, gt, prob=mask if prob is None else prob)  # a bool mask sweeps as 0/1
         row.update(prediction=os.fspath(pred_path), ground_truth=os.fspath(gt_path),
                    kind="mask" if prob is None else "probability")
+        if distractor_masks is not None:
+            dpath = distractor_masks[stem]
+            distractors = read_mask(dpath)
+            if distractors.shape != gt.shape:
+                raise InputError(f"{dpath}: size {distractors.shape[1]}x{distractors.shape[0]} does not match "
+                                 f"ground truth {gt_path} ({gt.shape[1]}x{gt.shape[0]})")
+            row.update(false_alarm_counts(mask, gt, distractors), distractors=os.fspath(dpath))
     summary = acc.summary()
     notes = []
     result = {
@@ -147,6 +169,8 @@ def evaluate_folders(pred_dir, gt_dir, *, threshold: float = 0.5, boundary_d: in
         notes.append("ODS/OIS omitted: every prediction is a binary mask, not a probability map")
     if result["mba_skipped"]:
         notes.append(f"mBA skipped {result['mba_skipped']} image(s) whose ground truth has no crack (or is all crack)")
+    if distractor_masks is not None:
+        result["false_alarm"] = {**false_alarm_scores(acc.rows), "distractors": os.fspath(distractors_dir)}
     result["notes"] = notes
     return result
 
@@ -175,6 +199,8 @@ def format_table(result: dict) -> str:
     d_text = f"d = {d}" if isinstance(d, int) else f"d = {d['rule']} ({', '.join(map(str, d['values']))})"
     lines.append(f"{result['n_images']} images, threshold {result['threshold']}, Boundary IoU {d_text}")
     lines.append(f"mBA skipped: {result['mba_skipped']} image(s) with no crack in the ground truth")
+    if result.get("false_alarm"):
+        lines.append(format_false_alarms(result["false_alarm"]))
     for side, label in (("pred", "predictions"), ("gt", "ground truths")):
         names = result["unmatched"][side]
         if names:

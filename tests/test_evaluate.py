@@ -162,3 +162,33 @@ def test_deepcrack537_masks_against_themselves(tmp_path):
     assert result["n_images"] == 10
     assert result["summary"]["iou"] == {"per_image_mean": 1.0, "aggregate": 1.0}
     assert result["summary"]["mba"]["per_image_mean"] == 1.0
+
+
+def test_distractor_masks_add_false_alarm_scores(tmp_path):
+    gt = np.zeros((20, 50), bool)
+    gt[10, :] = True
+    paint = np.zeros((20, 50), bool)
+    paint[:, 20:30] = True                           # 200 px, 10 of them crack
+    pred = gt.copy()
+    pred[:, 20] = True                               # one paint edge: 19 false positives
+    write(tmp_path / "gt" / "a.png", gt)
+    write(tmp_path / "pred" / "a.png", pred)
+    write(tmp_path / "dis" / "a.png", paint)
+    write(tmp_path / "gt" / "b.png", np.zeros((20, 50), bool))
+    write(tmp_path / "pred" / "b.png", np.zeros((20, 50), bool))
+    write(tmp_path / "dis" / "b.png", np.zeros((20, 50), bool))
+    result = evaluate_folders(tmp_path / "pred", tmp_path / "gt", progress=False, distractors_dir=tmp_path / "dis")
+    fa = result["false_alarm"]
+    assert fa["distractor_share_predicted"] == pytest.approx(19 / 190)
+    assert fa["fp_per_mp"] == pytest.approx(19 / 2000 * 1e6)
+    assert result["images"][0]["distractor_fp_px"] == 19 and result["images"][1]["distractor_px"] == 0
+    json.dumps(result)
+    assert "0.1000 of distractor pixels predicted crack (19 of 190); 9500.0 false-positive px per megapixel" \
+        in format_table(result)
+    assert "false_alarm" not in evaluate_folders(tmp_path / "pred", tmp_path / "gt", progress=False)
+    (tmp_path / "dis" / "b.png").unlink()
+    with pytest.raises(InputError, match=r"no distractor mask for 1 of 2 images \(e.g. b;"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "gt", progress=False, distractors_dir=tmp_path / "dis")
+    write(tmp_path / "dis" / "b.png", np.zeros((10, 50), bool))
+    with pytest.raises(InputError, match=r"dis/b.png: size 50x10 does not match"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "gt", progress=False, distractors_dir=tmp_path / "dis")

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from crackrender.data.distractors import FAMILIES
 from crackrender.data.synthetic import (
     CrackSpec,
     SyntheticSample,
@@ -150,3 +151,13 @@ def test_write_synthetic_dataset(tmp_path):
     again = write_synthetic_dataset(tmp_path / "again", 10, size=(96, 64), seed=3)
     for name in masks:
         assert (root / "masks" / name).read_bytes() == (again / "masks" / name).read_bytes()
+
+
+def test_distractors_off_by_default_and_drawn_under_the_cracks():
+    plain = render_crack_scene(160, 120, seed=2)
+    assert plain.distractors == () and plain.distractor_mask.shape == (120, 160) and not plain.distractor_mask.any()
+    for off in ("none", [], ""):
+        assert np.array_equal(render_crack_scene(160, 120, seed=2, distractors=off).image, plain.image)
+    busy = render_crack_scene(160, 120, seed=2, distractors="all")
+    assert busy.distractors == tuple(FAMILIES) and busy.distractor_mask.any()
+    assert np.array_equal(busy.mask, plain.mask) and not (busy.distractor_mask & busy.mask).any()
