@@ -71,6 +71,10 @@ def test_composite_balanced_sampler_draws_datasets_equally(tmp_path, tiny):
     draws = torch.tensor(list(comp.balanced_sampler(4000, torch.Generator().manual_seed(0))))
     share_small = (draws < 3).float().mean().item()
     assert 0.45 < share_small < 0.55  # drawn uniformly it would be 3/23 = 0.13
+    weighted = torch.tensor(list(comp.balanced_sampler(4000, torch.Generator().manual_seed(0), shares=[1, 3])))
+    assert 0.22 < (weighted < 3).float().mean().item() < 0.28  # a quarter for share 1 against 3
+    with pytest.raises(InputError, match="share"):
+        comp.sample_weights([1.0])
 
 
 def test_image_folder_dataset(tmp_path, tiny):

@@ -161,10 +161,15 @@ class CompositeDataset(ConcatDataset):
             raise InputError("a composite dataset needs at least one dataset")
         super().__init__(list(datasets))
 
-    def sample_weights(self) -> torch.Tensor:
-        """Per-sample weights giving every member dataset the same total weight."""
-        return torch.cat([torch.full((len(d),), 1.0 / len(d), dtype=torch.double) for d in self.datasets])
+    def sample_weights(self, shares: Sequence[float] | None = None) -> torch.Tensor:
+        """Per-sample weights giving member dataset i the total weight ``shares[i]`` (default:
+        every dataset the same), however many images it has."""
+        shares = [1.0] * len(self.datasets) if shares is None else list(shares)
+        if len(shares) != len(self.datasets) or any(not s >= 0 for s in shares) or sum(shares) <= 0:
+            raise InputError(f"need one non-negative share per dataset ({len(self.datasets)}), not all 0, got {shares}")
+        return torch.cat([torch.full((len(d),), s / len(d), dtype=torch.double) for d, s in zip(self.datasets, shares)])
 
-    def balanced_sampler(self, num_samples: int | None = None, generator: torch.Generator | None = None):
-        return WeightedRandomSampler(self.sample_weights(), num_samples or len(self), replacement=True,
+    def balanced_sampler(self, num_samples: int | None = None, generator: torch.Generator | None = None,
+                         shares: Sequence[float] | None = None):
+        return WeightedRandomSampler(self.sample_weights(shares), num_samples or len(self), replacement=True,
                                      generator=generator)

@@ -18,7 +18,8 @@ DEFAULTS: dict = {
     "model": {"name": "cbprn"},
     "init": None,               # model file (.safetensors or .ckpt) whose weights start training: fine-tuning
     "data": {
-        "train": [],            # [{root: DIR, split: train}, ...]; relative roots are from the working directory
+        "train": [],            # [{root: DIR, split: train, share: 1}, ...]; relative roots are from the working
+                                # directory; with balance, each entry gets its share of the draws
         "val": [],
         "size": 256,            # training sample side
         "mode": "resize",       # resize (paper) or crop (native scale, random zoom in `scale`)
@@ -111,6 +112,10 @@ def _validate(config: dict) -> None:
         entries = data[part]
         if not isinstance(entries, list) or not all(isinstance(e, dict) and "root" in e for e in entries):
             raise CrackRenderError(f"data.{part} must be a list of {{root: DIR, split: NAME}} entries")
+    for entry in data["train"]:
+        share = entry.get("share", 1.0)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not share >= 0:
+            raise CrackRenderError(f"data.train share must be a number >= 0, got {share!r} for {entry['root']}")
     if data["mode"] not in ("resize", "crop"):
         raise CrackRenderError(f"data.mode must be resize or crop, got {data['mode']!r}")
     if config["optim"]["name"] not in ("adam", "adamw", "sgd"):

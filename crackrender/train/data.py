@@ -75,7 +75,9 @@ class CrackDataModule(pl.LightningDataModule):
         n = cfg["samples_per_epoch"] or len(self.train_set)
         generator = torch.Generator().manual_seed(self.seed)
         if cfg["balance"]:
-            sampler = self.train_set.balanced_sampler(n, generator)
+            # each entry's `share` (default 1) of the draws, whatever its size
+            shares = [float(entry.get("share", 1.0)) for entry in cfg["train"]]
+            sampler = self.train_set.balanced_sampler(n, generator, shares)
         else:
             sampler = torch.utils.data.RandomSampler(self.train_set, num_samples=n, generator=generator)
         return DataLoader(self.train_set, batch_size=cfg["batch_size"], sampler=sampler, drop_last=True,
