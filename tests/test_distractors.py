@@ -69,7 +69,7 @@ def test_crack_crossing_paint_stays_a_dark_crack():
 def test_parse_and_choose_families():
     assert parse_families("all") == tuple(FAMILIES)
     assert parse_families(None) == parse_families("none") == parse_families("") == ()
-    assert parse_families(["stains", " kerbs ", "stains"]) == ("stains", "kerbs")
+    assert parse_families(["stains", " kerbs ", "stains"]) == ("kerbs", "stains")  # layer order: kerbs lie below stains
     with pytest.raises(ValueError, match=r"^unknown distractor families paint, zebra; expected all, none") as e:
         parse_families("paint,zebra")
     assert "\n" not in str(e.value)

@@ -111,8 +111,8 @@ def render_crack_scene(width: int, height: int, cracks: Sequence[CrackSpec] | No
     ``cracks=None`` draws ``n_cracks`` random specs (default 1-3, more for larger images)
     with widths from ``width_range`` and lengths of 30-90% of the image diagonal.
     Crack polylines are in (x, y) pixel coordinates and may extend past the border.
-    ``distractors`` ("all", "a,b" or names) are all drawn, in registry order of the caller's
-    list, at ``distractor_density``; cracks are drawn over them and stay cracks.
+    ``distractors`` ("all", "a,b" or names) are all drawn, in layer order (paint under joints,
+    shadows over all), at ``distractor_density``; cracks are drawn over them and stay cracks.
 
     Examples:
         >>> s = render_crack_scene(256, 192, [CrackSpec(width=4, length=150)], seed=1)
@@ -245,8 +245,8 @@ def write_false_alarm_set(root: str | os.PathLike, n: int = 60, *, size: tuple[i
     """The false-alarm benchmark: ``n`` scenes full of distractors, every other one with cracks.
 
     Writes ``images/``, ``masks/`` (crack), ``distractors/`` (distractor pixels, 0/255) and
-    ``test.txt`` (every stem), then ``falsealarm.json`` (the parameters) last, marking a complete
-    set. Surfaces alternate in pairs, so both surfaces appear with and without cracks; every block
+    ``test.txt`` (every stem), then ``falsealarm.json`` (the parameters and each scene's families)
+    last, marking a complete set. Surfaces alternate in pairs, so both surfaces appear with and without cracks; every block
     of five scenes shares out all fifteen families, three to a scene.
 
     Examples:
@@ -260,13 +260,17 @@ def write_false_alarm_set(root: str | os.PathLike, n: int = 60, *, size: tuple[i
     root, names = Path(root), list(FAMILIES)
     per = len(names) // 5
     stems = [f"fa_{i:05d}" for i in range(n)]
+    scenes = {}
     for i, stem in enumerate(stems):
         block = np.random.default_rng([seed, i // 5, 4]).permutation(names)
-        families = tuple(block[(i % 5) * per:(i % 5 + 1) * per])
+        families = tuple(str(f) for f in block[(i % 5) * per:(i % 5 + 1) * per])
         sub_seed = int(np.random.SeedSequence([seed, i, 5]).generate_state(1)[0])
         s = render_crack_scene(size[0], size[1], None if i % 2 == 0 else [], seed=sub_seed,
                                surface=("concrete", "asphalt")[(i // 2) % 2], distractors=families)
         _write_scene(root, stem, s, True)
+        scenes[stem] = {"surface": ("concrete", "asphalt")[(i // 2) % 2], "cracks": bool(s.mask.any()),
+                        "families": list(families)}
     atomic_write_bytes(root / "test.txt", "".join(f"{s}\n" for s in stems).encode())
-    atomic_write_json(root / "falsealarm.json", {"n": n, "size": list(size), "seed": seed, "version": 1})
+    atomic_write_json(root / "falsealarm.json", {"n": n, "size": list(size), "seed": seed, "version": 1,
+                                                 "scenes": scenes})
     return root

@@ -31,28 +31,31 @@ __all__ = ["FAMILIES", "parse_families", "apply_distractors", "choose_families"]
 
 Family = Callable[[np.ndarray, np.random.Generator, float], tuple[np.ndarray, np.ndarray]]
 
+# In drawing (layer) order, as on a real surface: the surface's own make-up, then what lies on it
+# (stains, rubber, paint), then what cuts through the paint (joints, scratches), then shadows over all.
 FAMILIES: dict[str, Family] = {
-    "paint_lines": paint_lines,
-    "paint_arrows": paint_arrows,
-    "sawn_joints": sawn_joints,
-    "expansion_joints": expansion_joints,
-    "formwork_marks": formwork_marks,
     "mortar_joints": mortar_joints,
-    "shadow_edges": shadow_edges,
-    "thin_shadows": thin_shadows,
-    "stains": stains,
-    "tyre_marks": tyre_marks,
-    "oil_spots": oil_spots,
+    "formwork_marks": formwork_marks,
     "patch_edges": patch_edges,
     "kerbs": kerbs,
     "manholes": manholes,
+    "expansion_joints": expansion_joints,
+    "stains": stains,
+    "oil_spots": oil_spots,
+    "tyre_marks": tyre_marks,
+    "paint_lines": paint_lines,
+    "paint_arrows": paint_arrows,
+    "sawn_joints": sawn_joints,
     "scratches": scratches,
+    "shadow_edges": shadow_edges,
+    "thin_shadows": thin_shadows,
 }
 
 
 def parse_families(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     """``"all"`` -> every family; ``None``, ``""`` or ``"none"`` -> none; ``"a,b"`` or ``["a", "b"]``
-    -> those, checked. An unknown name is a one-line ``ValueError`` listing the known ones.
+    -> those, checked, in layer order (:data:`FAMILIES`'s). An unknown name is a one-line
+    ``ValueError`` listing the known ones.
 
     Examples:
         >>> len(parse_families("all")) == len(FAMILIES), parse_families("none")
@@ -70,22 +73,22 @@ def parse_families(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown distractor famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
                          f"expected all, none or names from: {', '.join(FAMILIES)}")
-    return tuple(dict.fromkeys(names))
+    return tuple(f for f in FAMILIES if f in names)
 
 
 def choose_families(rng: np.random.Generator, families: Sequence[str], most: int = 3) -> tuple[str, ...]:
-    """A scene's share of ``families``: between one and ``most`` of them, in registry order."""
+    """A scene's share of ``families``: between one and ``most`` of them, in layer order."""
     if not families:
         return ()
     k = int(rng.integers(1, min(most, len(families)) + 1))
     picked = set(rng.choice(len(families), size=k, replace=False).tolist())
-    return tuple(f for i, f in enumerate(families) if i in picked)
+    return parse_families([f for i, f in enumerate(families) if i in picked])
 
 
 def apply_distractors(image: np.ndarray, rng: np.random.Generator, families: Sequence[str],
                       density: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``families`` in order into a float RGB image; returns the image (float32, clipped to
-    0-255) and the union of the pixels they touched.
+    """Draw ``families`` in layer order into a float RGB image; returns the image (float32, clipped
+    to 0-255) and the union of the pixels they touched.
 
     Examples:
         >>> img, touched = apply_distractors(np.full((64, 64, 3), 120.0), np.random.default_rng(1), ["scratches"])
