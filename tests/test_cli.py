@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -87,3 +88,75 @@ def test_quantify_command_writes_reports_and_keeps_them_on_error(tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     res = run("quantify", tmp_path / "syn" / "images", "--out", tmp_path / "r2", "-q")  # photos are not masks
     assert res.returncode == 2 and "not a binary mask" in res.stderr
+
+
+# --- a bad model setting, in every command that builds or loads a model ---------------------------
+
+def _bad_model_file(path, **bad):
+    """A model file whose config holds a bad setting; the weights never get read."""
+    import torch
+    from safetensors.torch import save_file
+
+    from crackrender.checkpoint import FORMAT
+
+    config = {"name": "cbprn", "backbone": "resnet18", **bad}
+    save_file({"unused": torch.zeros(1)}, str(path), metadata={"format": FORMAT, "config": json.dumps(config)})
+    return path
+
+
+def _assert_one_line_error(res, *needles):
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1, res.stderr[-2000:]
+    for needle in needles:
+        assert needle in res.stderr, res.stderr
+
+
+def test_train_with_a_bad_model_setting_is_one_line(tmp_path):
+    config = "configs/demo_synthetic.yaml"
+    repo = Path(__file__).resolve().parents[1]
+    for override, needle in (("model.alpha=0.9", "need 0 <= alpha < beta <= 1"),
+                             ("model.edge_dims=8", "has no setting 'edge_dims'; did you mean edge_dim?"),
+                             ("model.name=unet", "unknown model 'unet'")):
+        res = run("train", repo / config, override, f"out={tmp_path / 'runs'}", cwd=tmp_path)
+        _assert_one_line_error(res, needle)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_segment_with_a_bad_model_setting_is_one_line(tmp_path):
+    Image.fromarray(np.full((40, 50, 3), 128, np.uint8)).save(tmp_path / "img.png")
+    res = run("segment", tmp_path / "img.png", "--alpha", "0.9", "--out", tmp_path / "o", "-q")
+    _assert_one_line_error(res, "cbprn-light.safetensors", "need 0 <= alpha < beta <= 1, got alpha=0.9, beta=0.7")
+    bad = _bad_model_file(tmp_path / "bad.safetensors", backbone="resnet7")
+    res = run("segment", tmp_path / "img.png", "-c", bad, "--out", tmp_path / "o", "-q")
+    _assert_one_line_error(res, "bad.safetensors", "unknown backbone 'resnet7'")
+
+
+def test_demo_with_a_bad_model_setting_is_one_line(tmp_path):
+    bad = _bad_model_file(tmp_path / "bad.safetensors", point_layers=0)
+    res = run("demo", "--width", "64", "--height", "64", "-c", bad, "--out", tmp_path / "demo")
+    _assert_one_line_error(res, "bad.safetensors", "point_layers must be a positive int, got 0")
+
+
+def test_tables_with_a_bad_model_setting_is_one_line(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import pytest
+
+    from crackrender import cli
+    from crackrender.paper import configs
+
+    bad = tmp_path / "paper"
+    shutil.copytree(configs.CONFIG_DIR, bad)
+    (bad / "conv-decoder.yaml").write_text("name: conv-decoder\nmodel: {name: conv_decoder, decoder_dim: 0}\n")
+    monkeypatch.setattr(configs, "CONFIG_DIR", bad)
+    data = tmp_path / "data"
+    for name in ("cfd", "deepcrack537", "crack500"):
+        (data / name).mkdir(parents=True)
+    monkeypatch.setattr(sys, "argv", ["crackrender", "tables", "1", "--quick", "--rows", "conv", "--data-root",
+                                      str(data), "--out", str(tmp_path / "o"), "--device", "cpu", "-q"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    # tables logs its progress on stderr; the error is its last line, alone
+    log, _, error = capsys.readouterr().err.rpartition("error: ")
+    assert exit_info.value.code == 2 and "Traceback" not in log and error.count("\n") == 1, log + error
+    assert error.startswith("model 'conv_decoder': decoder_dim must be a positive int, got 0")

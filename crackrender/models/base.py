@@ -13,7 +13,7 @@ from torch import nn
 
 from crackrender.checks import positive_int
 from crackrender.errors import InputError
-from crackrender.models.settings import record_settings
+from crackrender.models.settings import option_parameters, record_settings
 from crackrender.ops.points import PointFn, pixel_centers, point_sample, upsample_logits
 
 # ImageNet statistics: torchvision's backbones expect them, pretrained or not.
@@ -131,7 +131,10 @@ class SegmentationModel(nn.Module):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "__init__" in vars(cls):
-            cls.__init__ = record_settings(cls.__init__, cls.option_group)
+            # **options stand for the settings of the model this one extends, else the option group's
+            parent = getattr(super(cls, cls).__init__, "__signature__", None)
+            inherited = list(parent.parameters.values())[1:] if parent else option_parameters(cls.option_group)
+            cls.__init__ = record_settings(cls.__init__, inherited)
 
     def __init__(self):
         super().__init__()

@@ -11,7 +11,7 @@ import functools
 import inspect
 from collections.abc import Callable
 
-__all__ = ["plain", "record_settings", "settings_signature"]
+__all__ = ["option_parameters", "plain", "record_settings", "settings_signature"]
 
 
 def plain(value):
@@ -28,37 +28,42 @@ def plain(value):
     return value
 
 
-def settings_signature(init: Callable, group: type | None = None) -> inspect.Signature:
-    """``init``'s signature, its ``**options`` replaced by ``group``'s dataclass fields (keyword-only,
-    with their defaults) placed first, so tools that read the signature see every setting.
+def option_parameters(group: type | None) -> list[inspect.Parameter]:
+    """A frozen dataclass's fields as keyword-only parameters with their defaults (none for None)."""
+    if group is None:
+        return []
+    return [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+            for f in dataclasses.fields(group)]
+
+
+def settings_signature(init: Callable, inherited: list[inspect.Parameter]) -> inspect.Signature:
+    """``init``'s signature, its ``**options`` replaced by the ``inherited`` keyword-only parameters
+    (an option group's fields, or the settings of the model it extends) placed first, so tools
+    that read the signature see every setting.
 
     Examples:
         >>> @dataclasses.dataclass(frozen=True)
         ... class Widths:
         ...     dim: int = 8
         >>> def init(self, *, depth: int = 2, **widths): ...
-        >>> [(p.name, p.default) for p in settings_signature(init, Widths).parameters.values()][1:]
+        >>> [(p.name, p.default) for p in settings_signature(init, option_parameters(Widths)).parameters.values()][1:]
         [('dim', 8), ('depth', 2)]
     """
     sig = inspect.signature(init)
     params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    takes_options = len(params) < len(sig.parameters)
-    if takes_options != (group is not None):
-        raise TypeError(f"{init.__qualname__} must take **options exactly when its class groups options "
-                        f"(group: {group!r})")
-    if group is None:
+    if len(params) == len(sig.parameters):
         return sig
-    grouped = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
-               for f in dataclasses.fields(group)]
-    return sig.replace(parameters=[params[0], *grouped, *params[1:]])
+    if not inherited:
+        raise TypeError(f"{init.__qualname__} takes **options, but its class has no option_group to expand them")
+    return sig.replace(parameters=[params[0], *inherited, *params[1:]])
 
 
-def record_settings(init: Callable, group: type | None = None) -> Callable:
+def record_settings(init: Callable, inherited: list[inspect.Parameter]) -> Callable:
     """Wrap a model's ``__init__`` so that, once it has run, ``self.config`` holds the class's
     registry ``name`` and every setting (given or default) in signature order. An unknown or
     positional setting is refused before ``init`` runs, with Python's usual TypeError. A subclass's
     wrapper runs last, so the most derived class's settings win."""
-    sig = settings_signature(init, group)
+    sig = settings_signature(init, inherited)
 
     @functools.wraps(init)
     def wrapper(self, *args, **kwargs):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from crackrender.checks import in_range, non_negative_int
+from crackrender.errors import InputError
 from crackrender.ops.points import pixel_centers
 
 __all__ = [
@@ -132,10 +133,10 @@ def stratum_quotas(sizes: Sequence[int], n: int, ratios: Sequence[float] = STRAT
 def check_ratios(ratios: Sequence[float], count: int = 3, name: str = "ratios") -> list[float]:
     """``count`` finite non-negative shares, not all zero (the strata's 0.3 : 0.4 : 0.3)."""
     if isinstance(ratios, (str, bytes)) or not isinstance(ratios, Sequence) or len(ratios) != count:
-        raise ValueError(f"{name} must hold {count} values (interior, band, background), got {ratios!r}")
+        raise InputError(f"{name} must hold {count} values (interior, band, background), got {ratios!r}")
     values = [in_range(r, f"every value of {name}", 0) for r in ratios]
     if sum(values) <= 0:
-        raise ValueError(f"{name} must not be all zero, got {list(ratios)}")
+        raise InputError(f"{name} must not be all zero, got {list(ratios)}")
     return values
 
 
