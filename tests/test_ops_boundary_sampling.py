@@ -1,5 +1,5 @@
-"""Point sampling: exact pixel-centre reads, the boundary band, the stratified training sampler on
-real masks, the quota rule, and the inference selection rule."""
+"""Boundary-guided training sampling (crackrender.ops.boundary_sampling): the label's boundary
+band, the quota rule, the stratified sampler on real masks, and Table 1's uniform sampler."""
 
 import math
 
@@ -9,17 +9,16 @@ import torch
 from conftest import shared_dataset
 from scipy import ndimage
 
+from crackrender.errors import InputError
 from crackrender.io import read_mask
 from crackrender.ops import (
     BACKGROUND,
     BAND,
     INTERIOR,
     label_boundary_band,
-    pixel_centers,
-    point_sample,
     sample_training_points,
     stratum_quotas,
-    uncertain_pixels,
+    uniform_training_points,
 )
 
 
@@ -39,73 +38,6 @@ def to_pixels(coords: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarra
     rows = np.round(coords[:, 1] * h - 0.5).astype(int)
     cols = np.round(coords[:, 0] * w - 0.5).astype(int)
     return rows, cols
-
-
-# ---------------------------------------------------------------- pixel_centers / point_sample
-
-
-def test_pixel_centers_by_hand():
-    c = pixel_centers(torch.tensor([0, 3, 4, 11]), 3, 4)
-    expected = torch.tensor([[0.125, 1 / 6], [0.875, 1 / 6], [0.125, 0.5], [0.875, 5 / 6]])
-    torch.testing.assert_close(c, expected)
-    assert c.dtype == torch.float32
-    assert pixel_centers(torch.zeros(0, dtype=torch.long), 3, 4).shape == (0, 2)
-
-
-@pytest.mark.parametrize("shape", [(1, 3, 7, 11), (2, 5, 1, 9), (1, 2, 13, 1)])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_point_sample_reads_exact_pixel_values(shape, channels_last):
-    b, c, h, w = shape
-    f = torch.rand(shape, generator=gen(h * w))  # values in [0, 1): float32 coordinate rounding stays < 1e-6
-    if channels_last:
-        f = f.contiguous(memory_format=torch.channels_last)
-    coords = pixel_centers(torch.arange(h * w), h, w)[None].expand(b, -1, -1)
-    out = point_sample(f, coords)
-    assert out.shape == (b, h * w, c)
-    torch.testing.assert_close(out, f.flatten(2).transpose(1, 2), atol=1e-6, rtol=0)
-    nearest = point_sample(f, coords, mode="nearest")
-    torch.testing.assert_close(nearest, f.flatten(2).transpose(1, 2), atol=0, rtol=0)
-    # float32 rounding of the coordinates is all that separates bilinear from exact
-    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
-                                indexing="ij")
-    coords64 = torch.stack(((cols.flatten() + 0.5) / w, (rows.flatten() + 0.5) / h), 1)[None].expand(b, -1, -1)
-    exact = point_sample(f.double(), coords64)
-    torch.testing.assert_close(exact, f.double().flatten(2).transpose(1, 2), atol=1e-12, rtol=0)
-
-
-def test_point_sample_interpolates_between_centres_and_clamps_outside():
-    f = torch.tensor([[[[0.0, 2.0, 4.0], [6.0, 8.0, 10.0]]]])  # 2 x 3
-    coords = torch.tensor([[[1 / 3, 0.25], [1 / 3, 0.5], [-0.5, 0.25], [2.0, 1.5]]])
-    out = point_sample(f, coords)[0, :, 0]
-    torch.testing.assert_close(out, torch.tensor([1.0, 4.0, 0.0, 10.0]))
-
-
-def test_point_sample_gradients():
-    f = torch.randn(2, 4, 6, 5, requires_grad=True)
-    coords = torch.rand(2, 7, 2, requires_grad=True)
-    point_sample(f, coords).square().sum().backward()
-    assert f.grad is not None and torch.isfinite(f.grad).all() and f.grad.abs().sum() > 0
-    assert coords.grad is not None and torch.isfinite(coords.grad).all()
-
-
-@pytest.mark.parametrize(
-    "call",
-    [
-        lambda: point_sample(torch.rand(3, 5, 5), torch.rand(1, 4, 2)),
-        lambda: point_sample(torch.rand(1, 3, 5, 5), torch.rand(4, 2)),
-        lambda: point_sample(torch.rand(1, 3, 5, 5), torch.rand(1, 4, 3)),
-        lambda: point_sample(torch.rand(2, 3, 5, 5), torch.rand(1, 4, 2)),
-        lambda: point_sample(torch.rand(1, 3, 5, 5), torch.rand(1, 4, 2), mode="bicubicish"),
-        lambda: pixel_centers(torch.tensor([0.5]), 3, 4),
-        lambda: pixel_centers(torch.tensor([12]), 3, 4),
-        lambda: pixel_centers(torch.tensor([-1]), 3, 4),
-        lambda: pixel_centers(torch.tensor([[0]]), 3, 4),
-        lambda: pixel_centers(torch.tensor([0]), 0, 4),
-    ],
-)
-def test_point_sample_bad_input(call):
-    with pytest.raises(ValueError):
-        call()
 
 
 # ---------------------------------------------------------------- label_boundary_band
@@ -333,41 +265,31 @@ def test_sampler_on_cuda_with_cpu_generator():
         assert torch.equal(x, y.cpu())
 
 
-# ---------------------------------------------------------------- uncertain_pixels
+# ---------------------------------------------------------------- uniform_training_points
 
 
-def test_uncertain_pixels_inclusive_bounds():
-    prob = torch.tensor([[0.0, 0.3, 0.31], [0.5, 0.7, 0.71], [0.2999, 1.0, 0.69]])
-    assert uncertain_pixels(prob, 0.3, 0.7).tolist() == [1, 2, 3, 4, 8]
-    assert uncertain_pixels(prob.double(), 0.3, 0.7).tolist() == [1, 2, 3, 4, 8]
-    rng = np.random.default_rng(0)
-    p = rng.random((17, 23)).astype(np.float32)
-    idx = uncertain_pixels(torch.from_numpy(p))
-    assert idx.dtype == torch.long
-    np.testing.assert_array_equal(idx.numpy(), np.flatnonzero((p >= np.float32(0.3)) & (p <= np.float32(0.7))))
-    assert uncertain_pixels(torch.zeros(4, 4)).numel() == 0
-    assert uncertain_pixels(torch.rand(4, 4), 0.0, 1.0).tolist() == list(range(16))
+def test_uniform_sampler_labels_are_the_mask_at_pixel_centres():
+    masks = torch.from_numpy(np.stack([np.eye(30, 40, dtype=bool), np.zeros((30, 40), bool)]))[:, None]
+    coords, labels = uniform_training_points(masks.float() * 0.9, 1 / 20, gen(0))  # soft mask: binarised at 0.5
+    assert coords.shape == (2, 60, 2) and labels.shape == (2, 60) and labels.dtype == torch.float32
+    for i in range(2):
+        rows, cols = to_pixels(coords[i].numpy(), 30, 40)
+        np.testing.assert_array_equal(labels[i].numpy(), masks[i, 0].numpy()[rows, cols].astype(np.float32))
+    assert not labels[1].any()
+    again, _ = uniform_training_points(masks, 1 / 20, gen(0))
+    assert torch.equal(coords, again)  # same generator, same points
 
 
-@pytest.mark.parametrize("alpha,beta", [(0.7, 0.3), (0.5, 0.5), (-0.1, 0.5), (0.2, 1.1)])
-def test_uncertain_pixels_bad_bounds(alpha, beta):
+@pytest.mark.parametrize("call", [lambda: uniform_training_points(torch.zeros(1, 8, 8)),
+                                  lambda: uniform_training_points(torch.zeros(1, 1, 8, 8), 0),
+                                  lambda: uniform_training_points(torch.zeros(1, 1, 0, 8))])
+def test_uniform_sampler_bad_input(call):
     with pytest.raises(ValueError):
-        uncertain_pixels(torch.rand(4, 4), alpha, beta)
+        call()
 
 
-def test_uncertain_pixels_needs_2d():
-    with pytest.raises(ValueError):
-        uncertain_pixels(torch.rand(1, 4, 4))
-
-
-def test_point_sample_keeps_coordinates_exact_for_half_precision_features():
-    """An 8K-wide map in bf16/fp16: points must still land on their own pixel (coordinates are
-    sampled in float32; in bf16 they would be off by up to ~30 px)."""
-    w = 8192
-    stripes = (torch.arange(w) % 2).float().view(1, 1, 1, w)  # 0/1 alternate: exact in any dtype
-    index = torch.arange(1, w, 2)
-    coords = pixel_centers(index, 1, w)[None]
-    for dtype in (torch.bfloat16, torch.float16):
-        out = point_sample(stripes.to(dtype), coords)
-        assert out.dtype == dtype
-        assert bool((out[0, :, 0] == 1).all()), dtype
+def test_strata_ratios_are_checked_as_settings():
+    with pytest.raises(InputError, match="ratios must hold 3 values"):
+        sample_training_points(torch.zeros(1, 1, 8, 8), ratios=(0.5, 0.5))
+    with pytest.raises(InputError, match="must not be all zero"):
+        sample_training_points(torch.zeros(1, 1, 8, 8), ratios=(0, 0, 0))
