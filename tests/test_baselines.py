@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conftest import TINY_CBPRN, line_mask
 from test_models import no_network, torch_home  # noqa: F401  (fixtures: offline torch hub)
 
-from crackrender.checkpoint import load_model, load_state, save_model
+from crackrender.checkpoint import load_state
 from crackrender.errors import CrackRenderError
 from crackrender.models import create_model
 from crackrender.models.base import pad_to_multiple
@@ -50,24 +50,6 @@ def test_pointrend_defaults():
     assert c == dict(name="pointrend", coarse="unet", backbone="resnet18", pretrained=False, point_hidden=256,
                      point_layers=3, train_points=2048, oversample=3.0, importance=0.75, subdivision_points=8096,
                      coarse_long_edge=None, pad_multiple=32)
-
-
-@pytest.mark.parametrize("name,kwargs,pattern", [
-    ("pointrend", dict(coarse="segnet"), r"coarse network 'segnet'.*fcn, unet, deeplabv3plus, pspnet, refinenet"),
-    ("cbprn", dict(guidance="mask"), r"guidance 'mask'.*heatmap, coarse_mask"),
-    ("cbprn", dict(sampling="random"), r"sampling 'random'.*boundary, uniform"),
-])
-def test_unknown_choices(name, kwargs, pattern):
-    with pytest.raises(CrackRenderError, match=pattern) as info:
-        create_model(name, backbone="resnet18", **kwargs)
-    assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
-
-
-@pytest.mark.parametrize("kwargs", [dict(pad_multiple=48), dict(importance=1.5), dict(oversample=0.5),
-                                    dict(train_points=0), dict(coarse_long_edge=-1)])
-def test_pointrend_bad_arguments(kwargs):
-    with pytest.raises(ValueError, match=next(iter(kwargs))):
-        create_model("pointrend", backbone="resnet18", **kwargs)
 
 
 # --- padding ------------------------------------------------------------------------------------
@@ -244,19 +226,6 @@ def test_coarse_long_edge(monkeypatch):
     assert pred.refined_points == [128 + 4 * 256]
     m.predict(images(1, 40, 60))
     assert inputs[-1] == (64, 64)  # never scaled up
-
-
-def test_pointrend_round_trip(tmp_path):
-    m = pointrend("pspnet")
-    with torch.no_grad():
-        m.train()(images(2, 64, 64, seed=5))
-    m.eval()
-    path = save_model(tmp_path / "pointrend.safetensors", m)
-    loaded = load_model(path)
-    assert loaded.config == m.config
-    x = images(1, 67, 93, seed=6)
-    a, b = m.predict(x), loaded.predict(x)
-    assert torch.equal(a.prob, b.prob) and a.refined_points == b.refined_points
 
 
 @pytest.mark.parametrize("kind", ["fcn", "unet"])

@@ -33,7 +33,10 @@ IDS = [name + "".join(f"-{v}" for v in extra.values()) for name, extra in ENTRIE
 
 def build(name: str, extra: dict):
     torch.manual_seed(0)
-    return create_model(name, **{**TINY[name], **extra}).eval()
+    model = create_model(name, **{**TINY[name], **extra})
+    with torch.no_grad():  # one train-mode pass, so BatchNorm statistics are not the identity
+        model.train()(torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2)))
+    return model.eval()
 
 
 def test_every_registered_model_is_covered():
@@ -108,12 +111,16 @@ BAD_SETTINGS = [
     ("cbprn", {"gf_eps": 0}, r"gf_eps must be a number > 0"),
     ("cbprn", {"point_hidden": 2.5}, r"point_hidden must be a positive int"),
     ("cbprn", {"sampling": "random"}, r"unknown sampling 'random'; choose one of boundary, uniform"),
+    ("cbprn", {"guidance": "mask"}, r"unknown guidance 'mask'; choose one of heatmap, coarse_mask"),
     ("conv_decoder", {"decoder_dim": True}, r"model 'conv_decoder': decoder_dim must be a positive int, got True"),
     ("conv_decoder", {"heatmap_dim": 8}, r"model 'conv_decoder' has no setting 'heatmap_dim'"),
     ("pointrend", {"coarse": "segnet"}, r"model 'pointrend': unknown coarse network 'segnet'"),
     ("pointrend", {"backbone": "resnet7"}, r"unknown backbone 'resnet7'"),
     ("pointrend", {"importance": 1.5}, r"importance must be a number in \[0, 1\], got 1.5"),
     ("pointrend", {"pad_multiple": 48}, r"pad_multiple must be a multiple of 32"),
+    ("pointrend", {"oversample": 0.5}, r"oversample must be a number >= 1, got 0.5"),
+    ("pointrend", {"train_points": 0}, r"train_points must be a positive int, got 0"),
+    ("pointrend", {"coarse_long_edge": -1}, r"coarse_long_edge must be a positive int, got -1"),
     ("nope", {}, r"unknown model 'nope'; choose one of cbprn, conv_decoder, pointrend"),
 ]
 
