@@ -24,14 +24,15 @@ DEFAULT_CACHE = Path.home() / ".cache" / "crackrender" / "falsealarm"
 
 
 def benchmark_set(cache: Path, n: int, size: tuple[int, int], seed: int) -> Path:
-    """The set for these parameters, written once; ``falsealarm.json`` marks it complete."""
-    from crackrender.data.synthetic import write_false_alarm_set
+    """The set for these parameters, written once (again when the generator's version changes);
+    ``falsealarm.json`` marks it complete."""
+    from crackrender.data.synthetic import FALSE_ALARM_SET_VERSION, write_false_alarm_set
 
     root = cache / f"n{n}-{size[0]}x{size[1]}-seed{seed}"
     stamp = root / "falsealarm.json"
     if stamp.is_file():
         params = json.loads(stamp.read_text())
-        if (params.get("n"), params.get("size"), params.get("seed")) == (n, list(size), seed):
+        if [params.get(k) for k in ("n", "size", "seed", "version")] == [n, list(size), seed, FALSE_ALARM_SET_VERSION]:
             return root
     print(f"writing {n} scenes at {size[0]}x{size[1]} to {root} ...", file=sys.stderr)
     return write_false_alarm_set(root, n, size=size, seed=seed)

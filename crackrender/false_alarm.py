@@ -54,7 +54,8 @@ def false_alarm_scores(rows: Iterable[Mapping[str, int]]) -> dict:
         >>> s = false_alarm_scores(rows)
         >>> s["distractor_share_predicted"], s["fp_per_mp"]
         (0.05, 12.5)
-        >>> false_alarm_scores([{"distractor_px": 0, "distractor_fp_px": 0, "fp_px": 0, "image_px": 10}])["distractor_share_predicted"] is None
+        >>> blank = {"distractor_px": 0, "distractor_fp_px": 0, "fp_px": 0, "image_px": 10}
+        >>> false_alarm_scores([blank])["distractor_share_predicted"] is None
         True
     """
     totals = dict.fromkeys(COUNT_KEYS, 0)

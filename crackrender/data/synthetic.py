@@ -40,6 +40,7 @@ _MIN_W, _MAX_W = 0.5, 64.0
 # Darkening depth at the crack edge and the extra depth at the centre line (soft shading inside the mask only).
 _EDGE_DEPTH, _CORE_DEPTH = 0.40, 0.28
 _DEFAULT_SPLITS = MappingProxyType({"train": 0.8, "val": 0.2})
+FALSE_ALARM_SET_VERSION = 2  # bump whenever the false-alarm scenes change, so cached sets are rewritten
 
 
 def _check_width(w: float) -> None:
@@ -193,8 +194,9 @@ def _write_scene(root: Path, stem: str, s: SyntheticSample, distractors: bool) -
 
 
 def write_synthetic_dataset(root: str | os.PathLike, n: int, *, size: tuple[int, int] = (256, 256), seed: int = 0,
-                            splits: Mapping[str, float] = _DEFAULT_SPLITS, distractors: str | Sequence[str] | None = None,
-                            negatives: float = 0.0, distractor_density: float = 1.0, **scene_kwargs) -> Path:
+                            splits: Mapping[str, float] = _DEFAULT_SPLITS,
+                            distractors: str | Sequence[str] | None = None, negatives: float = 0.0,
+                            distractor_density: float = 1.0, **scene_kwargs) -> Path:
     """Write ``n`` scenes as ``images/<stem>.jpg``, ``masks/<stem>.png`` (0/255) and ``<split>.txt``.
 
     ``size`` is (width, height); ``scene_kwargs`` go to :func:`render_crack_scene`.
@@ -246,8 +248,8 @@ def write_false_alarm_set(root: str | os.PathLike, n: int = 60, *, size: tuple[i
 
     Writes ``images/``, ``masks/`` (crack), ``distractors/`` (distractor pixels, 0/255) and
     ``test.txt`` (every stem), then ``falsealarm.json`` (the parameters and each scene's families)
-    last, marking a complete set. Surfaces alternate in pairs, so both surfaces appear with and without cracks; every block
-    of five scenes shares out all fifteen families, three to a scene.
+    last, marking a complete set. Surfaces alternate in pairs, so both surfaces appear with and
+    without cracks; every block of five scenes shares out all fifteen families, three to a scene.
 
     Examples:
         >>> import tempfile
@@ -271,6 +273,6 @@ def write_false_alarm_set(root: str | os.PathLike, n: int = 60, *, size: tuple[i
         scenes[stem] = {"surface": ("concrete", "asphalt")[(i // 2) % 2], "cracks": bool(s.mask.any()),
                         "families": list(families)}
     atomic_write_bytes(root / "test.txt", "".join(f"{s}\n" for s in stems).encode())
-    atomic_write_json(root / "falsealarm.json", {"n": n, "size": list(size), "seed": seed, "version": 1,
-                                                 "scenes": scenes})
+    params = {"n": n, "size": list(size), "seed": seed, "version": FALSE_ALARM_SET_VERSION, "scenes": scenes}
+    atomic_write_json(root / "falsealarm.json", params)
     return root

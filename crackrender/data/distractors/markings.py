@@ -80,12 +80,11 @@ def paint_arrows(image, rng, density=1.0):
         ls, lh = length * 0.65, length * 0.35
         arrow = np.array([(0, -ws / 2), (ls, -ws / 2), (ls, -wh / 2), (ls + lh, 0), (ls, wh / 2), (ls, ws / 2), (0, ws / 2)])
         ang, centre = rng.uniform(0, 2 * np.pi), np.array([rng.uniform(0.15, 0.85) * w, rng.uniform(0.15, 0.85) * h])
+        rot = lambda a: np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])  # noqa: E731
         for turn in [0.0] + ([rng.choice([-1, 1]) * np.pi / 4] if rng.random() < 0.35 else []):
+            # a turning branch: smaller, leaving the shaft 40% along it
             shift = np.array([ls * 0.4, 0]) if turn else np.zeros(2)
-            pts = arrow * (0.7 if turn else 1.0)
-            c, sn = np.cos(ang + turn), np.sin(ang + turn)
-            pts = pts @ np.array([[c, sn], [-sn, c]]) + centre + shift @ np.array([[np.cos(ang), np.sin(ang)], [-np.sin(ang), np.cos(ang)]])
-            d.fill(cv, pts)
+            d.fill(cv, arrow * (0.7 if turn else 1.0) @ rot(ang + turn) + centre + shift @ rot(ang))
     return image, _paint(image, cv, rng)
 
 
@@ -137,7 +136,10 @@ def patch_edges(image, rng, density=1.0):
     touched = np.zeros((h, w), bool)
     for _ in range(d.count(rng, 1.0, density)):
         cv = d.canvas(image)
-        sx, sy = s * (rng.uniform(0.2, 0.8, 2) if rng.random() < 0.7 else np.array([rng.uniform(1, 2), rng.uniform(0.08, 0.2)]))
+        if rng.random() < 0.7:
+            sx, sy = s * rng.uniform(0.2, 0.8, 2)
+        else:  # a trench: long and narrow
+            sx, sy = s * rng.uniform(1, 2), s * rng.uniform(0.08, 0.2)
         ang, c = rng.uniform(0, np.pi), np.array([rng.uniform(0, w), rng.uniform(0, h)])
         rot = np.array([[np.cos(ang), np.sin(ang)], [-np.sin(ang), np.cos(ang)]])
         d.fill(cv, np.array([(-sx, -sy), (sx, -sy), (sx, sy), (-sx, sy)]) / 2 @ rot + c)
@@ -193,7 +195,8 @@ def manholes(image, rng, density=1.0):
         def disc(radius):
             cv = d.canvas(image)
             if square:
-                cv2.rectangle(cv, (int(c[0] - radius), int(c[1] - radius)), (int(c[0] + radius), int(c[1] + radius)), 255, -1)
+                r_ = int(radius)
+                cv2.rectangle(cv, (c[0] - r_, c[1] - r_), (c[0] + r_, c[1] + r_), 255, -1)
             else:
                 cv2.circle(cv, c, int(radius), 255, -1, cv2.LINE_AA)
             return d.coverage(cv)
