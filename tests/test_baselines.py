@@ -16,7 +16,8 @@ from crackrender.models import create_model
 from crackrender.models.base import pad_to_multiple
 from crackrender.models.coarse_nets import COARSE_KINDS, PooledBatchNorm
 from crackrender.models.base import crop_to_image
-from crackrender.ops import label_boundary_band, subdivision_inference, uncertain_training_points
+from crackrender.ops import (SUBDIVISION_POINTS, label_boundary_band, subdivision_inference,
+                             uncertain_training_points)
 from crackrender.train.losses import segmentation_losses
 
 TINY_POINTREND = dict(backbone="resnet18", point_hidden=32, train_points=64, subdivision_points=256)
@@ -48,8 +49,8 @@ def assert_grads(module, name: str) -> None:
 def test_pointrend_defaults():
     c = create_model("pointrend", backbone="resnet18").config
     assert c == dict(name="pointrend", coarse="unet", backbone="resnet18", pretrained=False, point_hidden=256,
-                     point_layers=3, train_points=2048, oversample=3.0, importance=0.75, subdivision_points=8096,
-                     coarse_long_edge=None, pad_multiple=32)
+                     point_layers=3, train_points=2048, oversample=3.0, importance=0.75,
+                     subdivision_points=SUBDIVISION_POINTS, coarse_long_edge=None, pad_multiple=32)
 
 
 # --- padding ------------------------------------------------------------------------------------

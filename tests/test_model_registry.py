@@ -24,7 +24,8 @@ LEGACY = Path(__file__).resolve().parent / "data" / "legacy_models"
 # tiny settings per registered model; pointrend is built once per coarse network
 TINY = {
     "cbprn": TINY_CBPRN,
-    "conv_decoder": {**{k: v for k, v in TINY_CBPRN.items() if k not in ("heatmap_dim", "point_hidden")}, "decoder_dim": 16},
+    "conv_decoder": {**{k: v for k, v in TINY_CBPRN.items() if k not in ("heatmap_dim", "point_hidden")},
+                     "decoder_dim": 16},
     "pointrend": dict(backbone="resnet18", point_hidden=32, train_points=64, subdivision_points=256),
 }
 ENTRIES = [(name, {}) for name in MODELS if name != "pointrend"] + [("pointrend", {"coarse": c}) for c in COARSE_KINDS]

@@ -105,7 +105,8 @@ def test_shaped_like_subdivision_inference():
 
 @pytest.mark.parametrize("kwargs, error", [
     (dict(alpha=0.7, beta=0.3), InputError), (dict(alpha=-0.1), InputError), (dict(beta=float("nan")), InputError),
-    (dict(chunk=0), InputError), (dict(out_size=(0, 5)), ValueError), (dict(coarse=torch.zeros(1, 2, 3, 3)), ValueError),
+    (dict(chunk=0), InputError), (dict(out_size=(0, 5)), ValueError),
+    (dict(coarse=torch.zeros(1, 2, 3, 3)), ValueError),
     (dict(point_fn=lambda c: torch.zeros(c.shape[0], 1)), ValueError),
 ])
 def test_bad_arguments(kwargs, error):

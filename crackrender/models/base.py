@@ -42,7 +42,8 @@ class Prediction:
         return cls(prob > 0.5, prob, refined_points)
 
 
-def coarse_only(coarse_logits: torch.Tensor, point_fn: PointFn, out_size: tuple[int, int]) -> tuple[torch.Tensor, list[int]]:
+def coarse_only(coarse_logits: torch.Tensor, point_fn: PointFn,
+                out_size: tuple[int, int]) -> tuple[torch.Tensor, list[int]]:
     """The inference rule of ``refine=False``: the coarse logits upsampled (bilinear), no point
     re-predicted; shaped like the rules in crackrender.ops, so ``predict`` calls any of them alike."""
     return upsample_logits(coarse_logits, out_size), [0] * coarse_logits.shape[0]

@@ -52,7 +52,8 @@ class PointRend(SegmentationModel):
         if pad_multiple % 32:
             raise InputError(f"pad_multiple must be a multiple of 32 (the encoders' stride), got {pad_multiple}")
         self.coarse_net = build_coarse_net(kind=coarse, backbone=backbone, pretrained=pretrained)
-        self.point_head = PointHead(in_dim=self.coarse_net.fine_channels, hidden=positive_int(point_hidden, "point_hidden"),
+        self.point_head = PointHead(in_dim=self.coarse_net.fine_channels,
+                                    hidden=positive_int(point_hidden, "point_hidden"),
                                     num_layers=positive_int(point_layers, "point_layers"))
 
     def forward(self, images: torch.Tensor) -> dict:

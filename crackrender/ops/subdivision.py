@@ -3,9 +3,8 @@ Tables 1 and 3: uncertainty-driven training points and subdivision inference.
 
 Binary segmentation has one logit per pixel, so the uncertainty is ``-|logit|`` (most uncertain at
 p = 0.5). PointRend's multi-class rule (the gap between the top-2 class logits) does not apply:
-with a single channel there is no second logit. Coordinates follow :mod:`crackrender.ops.sampling`:
-normalised (x, y) in [0, 1], pixel (i, j) of an H x W map at ``((j + 0.5) / W, (i + 0.5) / H)``
-(:mod:`crackrender.ops.points`).
+with a single channel there is no second logit. Coordinates follow :mod:`crackrender.ops.points`:
+normalised (x, y) in [0, 1], pixel (i, j) of an H x W map at ``((j + 0.5) / W, (i + 0.5) / H)``.
 """
 
 from __future__ import annotations
