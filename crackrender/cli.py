@@ -157,6 +157,7 @@ def segment(inputs: Annotated[list[Path], typer.Argument(help="images and/or fol
             device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
             bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (fast on CPUs with AMX)")] = False,
             split: Annotated[Optional[str], typer.Option(help="inputs are dataset folders: segment the images their SPLIT.txt lists")] = None,
+            threshold: Annotated[Optional[float], typer.Option(help="crack where p >= THRESHOLD; default: the model file's own (crackrender calibrate), else 0.5")] = None,
             quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False):
     """Segment whole images at native resolution: <stem>.png masks and <stem>.json sidecars in OUT."""
     from crackrender.segment import segment_paths
@@ -165,11 +166,36 @@ def segment(inputs: Annotated[list[Path], typer.Argument(help="images and/or fol
         raise CrackRenderError("--gsd only applies with --quantify")
     sidecars = segment_paths(inputs, checkpoint, out, device=device, bf16=bf16, alpha=alpha, beta=beta,
                              save_prob=prob, save_overlay=overlay, quantify=quantify, quantify_gsd=gsd,
-                             split=split, progress=not quiet)
+                             split=split, progress=not quiet, threshold=threshold)
     for stem, s in sidecars.items():
         typer.echo(f"{stem}: {s['width']}x{s['height']}, {s['crack_pixels']} crack px, "
                    f"{s['refined_points']} points refined, {s['timings_s']['total']:.2f} s")
     typer.echo(f"wrote {len(sidecars)} mask(s) to {out}")
+
+
+@app.command("calibrate")
+def calibrate(out: Annotated[Path, typer.Argument(help="model file to write: the model with its threshold")],
+              val: Annotated[list[str], typer.Option("--val", help="DATASET_DIR[:SPLIT] (split default val), repeatable")],
+              checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="model file; default: the shipped model")] = None,
+              limit: Annotated[Optional[int], typer.Option(help="at most this many images per split, evenly spaced")] = None,
+              device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+              quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False):
+    """Choose a model's decision threshold on validation splits (the one maximising the mean F1
+    over datasets) and write the model with it: segment, demo and the Python API then use it."""
+    from crackrender.threshold import calibrate as run_calibration
+
+    splits = []
+    for spec in val:
+        root, _, split = spec.partition(":") if not Path(spec).is_dir() else (spec, "", "")
+        if not Path(root).is_dir():
+            raise CrackRenderError(f"--val {spec}: no dataset folder {root}")
+        splits.append((Path(root), split or "val"))
+    record = run_calibration(checkpoint, splits, out, limit=limit, device=device, progress=not quiet)
+    per = ", ".join(f"{k} {v:.3f}" for k, v in record["threshold_val_f1"].items())
+    at_half = ", ".join(f"{k} {v:.3f}" for k, v in record["threshold_f1_at_0.5"].items())
+    typer.echo(f"threshold {record['threshold']:.3f} ({record['threshold_rule']})")
+    typer.echo(f"val F1 there: {per}; at 0.5: {at_half}")
+    typer.echo(f"wrote {out}")
 
 
 @app.command("demo")

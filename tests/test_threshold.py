@@ -67,3 +67,34 @@ def test_calibrated_file_carries_its_threshold_and_segment_uses_it(tmp_path):
     assert result.sidecar["threshold"] == record["threshold"]
     forced = Segmenter.from_checkpoint(tmp_path / "calibrated.safetensors", threshold=0.9)(image)
     np.testing.assert_array_equal(forced.mask, forced.prob >= 0.9)
+
+
+def test_calibrate_and_segment_threshold_on_the_command_line(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from crackrender.checkpoint import save_model
+    from crackrender.data.synthetic import write_synthetic_dataset
+    from crackrender.models import create_model
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "crackrender.cli", *map(str, args)], capture_output=True,
+                              text=True, timeout=600)
+
+    torch.manual_seed(0)
+    plain = save_model(tmp_path / "plain.safetensors", create_model("cbprn", **TINY_CBPRN))
+    data = write_synthetic_dataset(tmp_path / "syn", 3, size=(64, 48), seed=2, splits={"val": 1.0})
+    done = cli("calibrate", tmp_path / "cal.safetensors", "--val", data, "-c", plain, "-q")
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "threshold" in done.stdout and (tmp_path / "cal.safetensors").is_file()
+    bad = cli("calibrate", tmp_path / "x.safetensors", "--val", tmp_path / "nowhere", "-c", plain)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "nowhere" in bad.stderr
+    assert not (tmp_path / "x.safetensors").exists()
+    seg = cli("segment", data / "images", "-c", tmp_path / "cal.safetensors", "--threshold", "0.9", "--out",
+              tmp_path / "pred", "-q")
+    assert seg.returncode == 0, seg.stderr[-1500:]
+    sidecar = json.loads(next((tmp_path / "pred").glob("*.json")).read_text())
+    assert sidecar["threshold"] == 0.9
+    refused = cli("segment", data / "images", "-c", plain, "--threshold", "1.5", "--out", tmp_path / "p2", "-q")
+    assert refused.returncode == 2 and "threshold" in refused.stderr and not (tmp_path / "p2").exists()
