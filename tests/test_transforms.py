@@ -57,3 +57,19 @@ def test_training_crops_never_show_black_bands():
     for _ in range(10):
         img, _ = t(*to_tv_tensors(image, np.zeros((200, 300), bool)))
         assert img.shape[-2:] == (256, 256) and int(img.min()) > 100
+
+
+def test_pasted_distractors_change_background_only():
+    torch.manual_seed(3)
+    t = train_transforms(128, "crop", (1.0, 1.0), jitter=0.0, paste=1.0)
+    image = np.full((128, 128, 3), 128, np.uint8)
+    mask = np.zeros((128, 128), bool)
+    mask[60:64, :] = True
+    changed = 0
+    for _ in range(4):
+        img, m = t(*to_tv_tensors(image, mask))
+        crack = m[0] > 0
+        assert int(crack.sum()) == 4 * 128  # the label is untouched (flips/rotations move it whole)
+        assert bool((img[:, crack] == 128).all()), "a pasted distractor overwrote crack pixels"
+        changed += int((img[:, ~crack] != 128).any(0).sum())
+    assert changed > 0

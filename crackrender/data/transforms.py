@@ -104,11 +104,14 @@ def train_transforms(
     mode: str = "crop",
     scale: tuple[float, float] = (0.5, 1.5),
     jitter: float = 0.3,
+    paste: float = 0.0,
 ) -> v2.Compose:
     """Training augmentation producing ``size`` x ``size`` samples.
 
     ``mode="crop"`` keeps the native pixel scale up to a random zoom in ``scale`` and crops (thin
     cracks survive); ``mode="resize"`` resizes the whole image, as the paper does (256x256).
+    ``paste``: the probability of drawing synthetic distractors (paint, joints, shadows...) into a
+    sample's background (:class:`crackrender.data.paste.PasteDistractors`), before colour jitter.
 
     Examples:
         >>> t = train_transforms(128)
@@ -126,6 +129,10 @@ def train_transforms(
         geometry = [Resize((size, size))]
     else:
         raise ValueError(f"mode must be 'crop' or 'resize', got {mode!r}")
+    if paste > 0:
+        from crackrender.data.paste import PasteDistractors
+
+        geometry.append(PasteDistractors(p=paste))
     return v2.Compose(
         geometry
         + [

@@ -26,6 +26,7 @@ DEFAULTS: dict = {
         "scale": [0.5, 1.5],
         "jitter": 0.3,
         "balance": True,        # draw each training dataset equally often
+        "paste_distractors": 0.0,  # probability of pasting synthetic paint/joints/shadows into a sample's background
         "samples_per_epoch": None,  # default: the size of the training set
         "batch_size": 16,
         "num_workers": 2,
