@@ -45,7 +45,13 @@ class Prediction:
 def coarse_only(coarse_logits: torch.Tensor, point_fn: PointFn,
                 out_size: tuple[int, int]) -> tuple[torch.Tensor, list[int]]:
     """The inference rule of ``refine=False``: the coarse logits upsampled (bilinear), no point
-    re-predicted; shaped like the rules in crackrender.ops, so ``predict`` calls any of them alike."""
+    re-predicted; shaped like the rules in crackrender.ops, so ``predict`` calls any of them alike.
+
+    Examples:
+        >>> logits, counts = coarse_only(torch.zeros(2, 1, 3, 4), None, (9, 10))
+        >>> tuple(logits.shape), counts
+        ((2, 1, 9, 10), [0, 0])
+    """
     return upsample_logits(coarse_logits, out_size), [0] * coarse_logits.shape[0]
 
 

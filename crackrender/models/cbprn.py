@@ -103,7 +103,13 @@ class CBPRN(EnhancedEncoder, SegmentationModel):
                        chunk: int | None = None):
         """``rule(coarse_logits, point_fn, out_size) -> (logits, refined_points)``: the [alpha, beta]
         rule (the model's band unless given), PointRend's subdivision with
-        ``guidance="coarse_mask"``, or with ``refine=False`` the upsampled heatmap alone."""
+        ``guidance="coarse_mask"``, or with ``refine=False`` the upsampled heatmap alone.
+
+        Examples:
+            >>> model = CBPRN(backbone="resnet18", edge=False, fpn_dim=16, feature_dim=16)
+            >>> model.inference_rule(alpha=0.2).keywords
+            {'alpha': 0.2, 'beta': 0.7, 'chunk': 65536}
+        """
         if not refine:
             return coarse_only
         if self.guidance == "coarse_mask":

@@ -29,7 +29,13 @@ def plain(value):
 
 
 def option_parameters(group: type | None) -> list[inspect.Parameter]:
-    """A frozen dataclass's fields as keyword-only parameters with their defaults (none for None)."""
+    """A frozen dataclass's fields as keyword-only parameters with their defaults (none for None).
+
+    Examples:
+        >>> from crackrender.models.encoder import EncoderOptions
+        >>> [p.name for p in option_parameters(EncoderOptions)][:3]
+        ['backbone', 'pretrained', 'edge']
+    """
     if group is None:
         return []
     return [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
@@ -62,7 +68,16 @@ def record_settings(init: Callable, inherited: list[inspect.Parameter]) -> Calla
     """Wrap a model's ``__init__`` so that, once it has run, ``self.config`` holds the class's
     registry ``name`` and every setting (given or default) in signature order. An unknown or
     positional setting is refused before ``init`` runs, with Python's usual TypeError. A subclass's
-    wrapper runs last, so the most derived class's settings win."""
+    wrapper runs last, so the most derived class's settings win.
+
+    Examples:
+        >>> class Model:
+        ...     name = "toy"
+        ...     def __init__(self, *, width: int = 4, ratios=(1, 2)): ...
+        >>> Model.__init__ = record_settings(Model.__init__, [])
+        >>> Model(width=8).config
+        {'name': 'toy', 'width': 8, 'ratios': [1, 2]}
+    """
     sig = settings_signature(init, inherited)
 
     @functools.wraps(init)

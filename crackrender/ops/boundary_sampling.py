@@ -131,7 +131,12 @@ def stratum_quotas(sizes: Sequence[int], n: int, ratios: Sequence[float] = STRAT
 
 
 def check_ratios(ratios: Sequence[float], count: int = 3, name: str = "ratios") -> list[float]:
-    """``count`` finite non-negative shares, not all zero (the strata's 0.3 : 0.4 : 0.3)."""
+    """``count`` finite non-negative shares, not all zero (the strata's 0.3 : 0.4 : 0.3), as floats.
+
+    Examples:
+        >>> check_ratios((3, 4, 3))
+        [3.0, 4.0, 3.0]
+    """
     if isinstance(ratios, (str, bytes)) or not isinstance(ratios, Sequence) or len(ratios) != count:
         raise InputError(f"{name} must hold {count} values (interior, band, background), got {ratios!r}")
     values = [in_range(r, f"every value of {name}", 0) for r in ratios]
