@@ -61,10 +61,16 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tens
         raise CrackRenderError(f"{path}: the model config in its metadata is not valid JSON ({exc})") from None
 
 
-def load_state(model: SegmentationModel, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Strict load with a one-line explanation of any mismatch instead of PyTorch's wall of keys."""
+def load_state(model: SegmentationModel, state: dict[str, torch.Tensor], source: str = "checkpoint", *,
+               extensions: bool = False) -> list[str]:
+    """Strict load with a one-line explanation of any mismatch instead of PyTorch's wall of keys.
+
+    ``extensions``: the model may hold parameters the file lacks if the model starts them at
+    zero (an added input whose projection starts as a no-op, e.g. CBPRN's ``point_fine``), so a
+    fine-tuning run can start from a file made without them. Returns those keys."""
     own = model.state_dict()
-    missing = sorted(set(own) - set(state))
+    new = sorted(k for k in set(own) - set(state) if extensions and not own[k].any())
+    missing = sorted(set(own) - set(state) - set(new))
     unexpected = sorted(set(state) - set(own))
     shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
     if missing or unexpected or shapes:
@@ -74,7 +80,8 @@ def load_state(model: SegmentationModel, state: dict[str, torch.Tensor], source:
                 parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
         raise CrackRenderError(f"{source} does not match the {model.config['name']} architecture "
                                f"{_describe(model.config)}: {', '.join(parts)}")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not new)
+    return new
 
 
 def _describe(config: dict) -> str:

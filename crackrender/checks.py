@@ -95,3 +95,18 @@ def choice(value, name: str, choices: Iterable):
     if value not in choices:
         raise InputError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}")
     return value
+
+
+def flag(value, name: str) -> bool:
+    """``value`` if it is a bool (a switch given as 0/1 or "yes" is refused, not guessed).
+
+    Examples:
+        >>> flag(True, "point_fine")
+        True
+        >>> flag(1, "point_fine")
+        Traceback (most recent call last):
+        crackrender.errors.InputError: point_fine must be true or false, got 1
+    """
+    if not isinstance(value, bool):
+        raise InputError(f"{name} must be true or false, got {value!r}")
+    return value

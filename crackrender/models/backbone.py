@@ -51,7 +51,12 @@ class ResNetFeatures(nn.Module):
         self.channels = [64 * expansion, 128 * expansion, 256 * expansion, 512 * expansion]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        c2 = self.res2(self.stem(x))
+        return self.forward_with_stem(x)[0]
+
+    def forward_with_stem(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """res2..res5 and the stem's stride-2 map (conv1-bn-relu, before the max-pool)."""
+        stem = self.stem[:3](x)
+        c2 = self.res2(self.stem[3](stem))
         c3 = self.res3(c2)
         c4 = self.res4(c3)
-        return [c2, c3, c4, self.res5(c4)]
+        return [c2, c3, c4, self.res5(c4)], stem

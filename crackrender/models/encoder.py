@@ -71,14 +71,21 @@ class EnhancedEncoder:
                                             edge_channels=o.edge_dim if o.edge else 0,
                                             fpn_dim=o.fpn_dim, out_dim=o.feature_dim)
 
-    def _encode(self, images: torch.Tensor, watch: Stopwatch) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    def _encode(self, images: torch.Tensor, watch: Stopwatch, fine: dict | None = None
+                ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """ResNet features res2..res5 and the edge features on res2's grid (None without the
-        branch), of the image reflect-padded on the bottom/right to a multiple of 32."""
+        branch), of the image reflect-padded on the bottom/right to a multiple of 32. A ``fine``
+        dict receives the full-resolution maps: "stem" (stride 2) and "image" (normalised), both
+        of the padded image."""
         check_images(images)
         images, _ = pad_to_multiple(images, self.pad_multiple)
         x = self.normalize(images)
         with watch("backbone", images.device):
-            feats = self.backbone(x)
+            if fine is None:
+                feats = self.backbone(x)
+            else:
+                feats, fine["stem"] = self.backbone.forward_with_stem(x)
+                fine["image"] = x
         edge = None
         if self.edge_branch is not None:
             with watch("edge_branch", images.device):

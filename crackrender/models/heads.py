@@ -48,15 +48,25 @@ class PointHead(nn.Module):
     logit re-appended to every hidden layer, one logit out. ``nn.Linear`` on (P, C) is 1.8x
     faster on CPU than ``Conv1d`` (docs/design.md, "Measured costs"); it is a stack of 1x1 convs all the same."""
 
-    def __init__(self, in_dim: int, hidden: int = 256, num_layers: int = 3):
+    def __init__(self, in_dim: int, hidden: int = 256, num_layers: int = 3, extra_dim: int = 0):
         super().__init__()
         dims = [in_dim] + [hidden] * num_layers
         self.layers = nn.ModuleList(nn.Linear(d + 1, hidden) for d in dims[:-1])
         self.predictor = nn.Linear(hidden + 1, 1)
+        # extra per-point inputs join the first layer through their own projection, zero at start:
+        # a head extended this way computes what the head without them did, so its weights
+        # fine-tune from a model file made without them
+        self.extra = None
+        if extra_dim:
+            self.extra = nn.Linear(extra_dim, hidden, bias=False)
+            nn.init.zeros_(self.extra.weight)
 
-    def forward(self, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
-        """fine (..., C), coarse (..., 1) -> logits (...)."""
+    def forward(self, fine: torch.Tensor, coarse: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """fine (..., C), coarse (..., 1), extra (..., E) when built with extra_dim -> logits (...)."""
+        if (extra is None) != (self.extra is None):
+            raise ValueError("extra inputs must be given exactly when the head was built with extra_dim")
         x = fine
-        for layer in self.layers:
-            x = F.relu(layer(torch.cat([x, coarse], dim=-1)))
+        for i, layer in enumerate(self.layers):
+            y = layer(torch.cat([x, coarse], dim=-1))
+            x = F.relu(y + self.extra(extra) if i == 0 and extra is not None else y)
         return self.predictor(torch.cat([x, coarse], dim=-1)).squeeze(-1)

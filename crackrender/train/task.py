@@ -24,7 +24,10 @@ class SegmentationTask(pl.LightningModule):
         self.model = create_model(**config["model"])
         if config.get("init"):
             _, state, _ = read_checkpoint(config["init"])
-            load_state(self.model, state, source=str(config["init"]))
+            new = load_state(self.model, state, source=str(config["init"]), extensions=True)
+            if new:
+                print(f"init: {config['init']} lacks {len(new)} zero-initialised parameter(s) the model adds "
+                      f"({', '.join(new)}); they start at zero")
         if config["trainer"].get("channels_last", True):
             self.model = self.model.to(memory_format=torch.channels_last)
         # this launch's seed (train.run.launch_seed): a resumed run draws new points
