@@ -155,7 +155,12 @@ def assert_same_predictions(model, x: torch.Tensor, expected) -> None:
     got = legacy.predictions(model, x)
     assert sorted(got) == sorted(expected.files)
     for key in expected.files:
-        assert np.array_equal(got[key], expected[key]), key
+        if np.issubdtype(got[key].dtype, np.integer):
+            # counts of pixels in a band: one sitting on the band's edge within rounding may move
+            assert np.all(np.abs(got[key] - expected[key]) <= np.maximum(1, expected[key] // 500)), key
+        else:
+            # identical up to float rounding: the thread count changes BLAS's summation order
+            np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=2e-6, err_msg=key)
 
 
 # settings a model gained after the legacy files were made, with their defaults
