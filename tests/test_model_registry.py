@@ -27,6 +27,7 @@ TINY = {
     "conv_decoder": {**{k: v for k, v in TINY_CBPRN.items() if k not in ("heatmap_dim", "point_hidden")},
                      "decoder_dim": 16},
     "pointrend": dict(backbone="resnet18", point_hidden=32, train_points=64, subdivision_points=256),
+    "unet": dict(backbone="resnet18"),
 }
 ENTRIES = [(name, {}) for name in MODELS if name != "pointrend"] + [("pointrend", {"coarse": c}) for c in COARSE_KINDS]
 IDS = [name + "".join(f"-{v}" for v in extra.values()) for name, extra in ENTRIES]
@@ -122,7 +123,10 @@ BAD_SETTINGS = [
     ("pointrend", {"oversample": 0.5}, r"oversample must be a number >= 1, got 0.5"),
     ("pointrend", {"train_points": 0}, r"train_points must be a positive int, got 0"),
     ("pointrend", {"coarse_long_edge": -1}, r"coarse_long_edge must be a positive int, got -1"),
-    ("nope", {}, r"unknown model 'nope'; choose one of cbprn, conv_decoder, pointrend"),
+    ("unet", {"backbone": "efficientnet-b0"}, r"model 'unet': unknown backbone 'efficientnet-b0'"),
+    ("cbprn", {"point_fine": 1}, r"point_fine must be true or false, got 1"),
+    ("cbprn", {"band_share": 1.0}, r"band_share must be a number in \[0, 1\)"),
+    ("nope", {}, r"unknown model 'nope'; choose one of cbprn, conv_decoder, pointrend, unet"),
 ]
 
 

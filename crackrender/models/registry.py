@@ -12,9 +12,12 @@ from crackrender.models.base import SegmentationModel
 from crackrender.models.cbprn import CBPRN
 from crackrender.models.conv_decoder import ConvDecoderNet
 from crackrender.models.pointrend import PointRend
+from crackrender.models.unet import UNet
 
-# the paper's network and its baselines (Table 1: conv_decoder; Table 3: pointrend)
-MODELS: dict[str, type[SegmentationModel]] = {"cbprn": CBPRN, "pointrend": PointRend, "conv_decoder": ConvDecoderNet}
+# the paper's network and its baselines (Table 1: conv_decoder; Table 3: pointrend), and the plain
+# UNet every trained model is compared with (MODEL.md)
+MODELS: dict[str, type[SegmentationModel]] = {"cbprn": CBPRN, "pointrend": PointRend, "conv_decoder": ConvDecoderNet,
+                                              "unet": UNet}
 
 
 def _unknown_settings(name: str, settings: dict) -> str | None:
