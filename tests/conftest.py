@@ -13,6 +13,19 @@ torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_cou
 TINY_CBPRN = dict(backbone="resnet18", edge_dim=16, edge_heads=2, window=4, fpn_dim=32, feature_dim=32,
                   heatmap_dim=16, point_hidden=32)
 
+
+def tiny(**overrides):
+    """A TINY_CBPRN model (overrides replace its settings), seeded: the same weights every call."""
+    from crackrender.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("cbprn", **{**TINY_CBPRN, **overrides})
+
+
+def images(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
