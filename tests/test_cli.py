@@ -116,7 +116,7 @@ def test_train_with_a_bad_model_setting_is_one_line(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     for override, needle in (("model.alpha=0.9", "need 0 <= alpha < beta <= 1"),
                              ("model.edge_dims=8", "has no setting 'edge_dims'; did you mean edge_dim?"),
-                             ("model.name=unet", "unknown model 'unet'")):
+                             ("model.name=segnet", "unknown model 'segnet'")):
         res = run("train", repo / config, override, f"out={tmp_path / 'runs'}", cwd=tmp_path)
         _assert_one_line_error(res, needle)
     assert not (tmp_path / "runs").exists()
