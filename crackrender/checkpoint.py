@@ -97,11 +97,19 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu", *
         >>> model = load_model("model.safetensors")  # doctest: +SKIP
         >>> pred = model.predict(images)  # doctest: +SKIP
     """
-    config, state, _ = read_checkpoint(path)
+    return load_model_and_info(path, device=device, **overrides)[0]
+
+
+def load_model_and_info(path: str | os.PathLike, *, device: str | torch.device = "cpu",
+                        **overrides) -> tuple[SegmentationModel, dict]:
+    """:func:`load_model` and the file's info (card numbers, threshold, whether it is float16:
+    ``info["half"]``), from one read of the file."""
+    config, state, info = read_checkpoint(path)
     config = {**config, **overrides, "pretrained": False}  # weights come from the file
     try:
         model = create_model(**config)
     except InputError as exc:  # e.g. alpha >= beta given as an override
         raise InputError(f"cannot build the model of {path}: {exc}") from None
     load_state(model, state, source=str(path))
-    return model.to(device).eval()
+    half = any(v.is_floating_point() and v.dtype.itemsize == 2 for v in state.values())
+    return model.to(device).eval(), {**info, "half": half}

@@ -60,6 +60,7 @@ class Segmenter:
         self.model, self.device, self.bf16 = model, device, bf16
         self.source = source  # the model file it was loaded from, for sidecars
         self.threshold = check_threshold(threshold)
+        self.info: dict = {}  # the model file's info, when loaded from one
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, *, device: str | None = None, bf16: bool = False,
@@ -68,15 +69,18 @@ class Segmenter:
         """Load a model file; ``path=None`` loads the model shipped with the package. The decision
         threshold is the file's own (``crackrender calibrate``; 0.5 for files without one) unless
         ``threshold`` is given."""
-        from crackrender.checkpoint import load_model, read_checkpoint
+        from crackrender.checkpoint import load_model_and_info
         from crackrender.weights import default_model_path
 
         path = default_model_path() if path is None else path
         dev = resolve_device(device)
         overrides = {k: v for k, v in (("alpha", alpha), ("beta", beta)) if v is not None}
-        threshold = model_threshold(read_checkpoint(path)[2]) if threshold is None else check_threshold(threshold)
-        model = prepare_model(load_model(path, device=dev, **overrides), dev)
-        return cls(model, dev, bf16=bf16, source=str(path), threshold=threshold)
+        threshold = None if threshold is None else check_threshold(threshold)  # bad input before the load
+        model, info = load_model_and_info(path, device=dev, **overrides)
+        seg = cls(prepare_model(model, dev), dev, bf16=bf16, source=str(path),
+                  threshold=model_threshold(info) if threshold is None else threshold)
+        seg.info = info
+        return seg
 
     @property
     def dtype(self) -> torch.dtype:

@@ -94,7 +94,7 @@ def calibrate(model_path: str | os.PathLike | None, splits: list[tuple[Path, str
     copy of the model with it in its info; returns what was recorded."""
     from tqdm import tqdm
 
-    from crackrender.checkpoint import read_checkpoint, save_model
+    from crackrender.checkpoint import save_model
     from crackrender.data.datasets import CrackDataset
     from crackrender.segment import Segmenter
 
@@ -109,16 +109,10 @@ def calibrate(model_path: str | os.PathLike | None, splits: list[tuple[Path, str
             image, mask = ds.load(int(i))
             hist += probability_histograms(seg(image).prob, mask)
     threshold, f1 = choose_threshold(hists)
-    _, _, info = read_checkpoint(seg.source)
+    info = {k: v for k, v in seg.info.items() if k != "half"}
     record = {"threshold": threshold, "threshold_rule": RULE, "threshold_val_f1": f1,
               "threshold_f1_at_0.5": {n: float(f1_by_threshold(h)[BINS // 2]) for n, h in hists.items()},
               "threshold_splits": [f"{Path(r).name}:{s}" for r, s in splits]}
-    save_model(out, seg.model, half=_is_half(seg.source), info={**info, **record})
+    save_model(out, seg.model, half=seg.info["half"], info={**info, **record})
     return record
 
-
-def _is_half(path) -> bool:
-    from crackrender.checkpoint import read_checkpoint
-
-    _, state, _ = read_checkpoint(path)
-    return any(v.dtype.is_floating_point and v.dtype.itemsize == 2 for v in state.values())
