@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from crackrender.errors import InputError
 from crackrender.false_alarm import false_alarm_counts, false_alarm_scores, format_false_alarms
-from crackrender.io import (binarize_mask, index_by_stem, list_images, probability_from_array, read_image_array,
-                            read_mask)
+from crackrender.io import (DEFAULT_MAX_PIXELS, binarize_mask, index_by_stem, list_images, probability_from_array,
+                            read_image_array, read_mask)
 from crackrender.metrics import METRIC_NAMES, MetricAccumulator, binarize
 
 PRED_SUFFIXES = ("", "_mask")  # accepted endings of a prediction's stem, after the GT stem
@@ -76,12 +76,12 @@ def match_files(pred_dir, gt_dir) -> tuple[list[tuple[str, Path, Path]], list[st
     return pairs, sorted(unmatched_pred), unmatched_gt
 
 
-def read_prediction(path) -> tuple[np.ndarray, np.ndarray | None]:
+def read_prediction(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray | None]:
     """(mask, probability or None): a binary-valued file is a mask, anything else a probability map.
 
-    The file is decoded once; its values decide which it is.
+    The file is decoded once; its values decide which it is. Files over ``max_pixels`` are refused.
     """
-    arr = read_image_array(path)
+    arr = read_image_array(path, max_pixels)
     try:
         return binarize_mask(arr, str(path)), None
     except InputError:
@@ -100,7 +100,7 @@ def _distractor_masks(folder, stems) -> dict[str, Path]:
 
 
 def evaluate_folders(pred_dir, gt_dir, *, threshold: float = 0.5, boundary_d: int | None = None,
-                     progress: bool = True, distractors_dir=None) -> dict:
+                     progress: bool = True, distractors_dir=None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
     """Score every matched prediction against its ground truth; see the module docstring.
 
     ``threshold``: probability maps give the mask ``prob >= threshold``. ``boundary_d``:
@@ -109,6 +109,7 @@ def evaluate_folders(pred_dir, gt_dir, *, threshold: float = 0.5, boundary_d: in
     then enter the sweep as probabilities 0 and 1 (a crack-free image's saturated map is
     binary too). With binary masks only, they are omitted with a note. ``distractors_dir``: masks
     of distractor pixels by stem; adds ``result["false_alarm"]`` and per-image false-alarm counts.
+    ``max_pixels``: files larger than this are refused from their header (None or 0: no limit).
 
     Examples:
         >>> result = evaluate_folders("runs/pred", "data/masks", progress=False)  # doctest: +SKIP
@@ -123,8 +124,8 @@ def evaluate_folders(pred_dir, gt_dir, *, threshold: float = 0.5, boundary_d: in
     n_prob = 0
     for stem, pred_path, gt_path in tqdm(pairs, desc="evaluating", unit="img", file=sys.stderr,
                                          disable=not progress, dynamic_ncols=True):
-        gt = read_mask(gt_path)
-        mask, prob = read_prediction(pred_path)
+        gt = read_mask(gt_path, max_pixels)
+        mask, prob = read_prediction(pred_path, max_pixels)
         shape = (mask if prob is None else prob).shape
         if shape != gt.shape:
             raise InputError(f"{pred_path}: size {shape[1]}x{shape[0]} does not match ground truth "
@@ -137,7 +138,7 @@ def evaluate_folders(pred_dir, gt_dir, *, threshold: float = 0.5, boundary_d: in
                    kind="mask" if prob is None else "probability")
         if distractor_masks is not None:
             dpath = distractor_masks[stem]
-            distractors = read_mask(dpath)
+            distractors = read_mask(dpath, max_pixels)
             if distractors.shape != gt.shape:
                 raise InputError(f"{dpath}: size {distractors.shape[1]}x{distractors.shape[0]} does not match "
                                  f"ground truth {gt_path} ({gt.shape[1]}x{gt.shape[0]})")

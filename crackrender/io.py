@@ -19,8 +19,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from crackrender.errors import InputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-# High-resolution drone photographs exceed PIL's decompression-bomb default (89 Mpx).
-Image.MAX_IMAGE_PIXELS = 16384 * 16384
+# The largest image the readers decode unless told otherwise (--max-pixels), checked from the
+# file's header before decoding: a small file can declare a huge image (a 300 MP PNG of a few
+# hundred KB), whose decoded copies alone would exhaust memory. At this size `segment` (tiled)
+# stays within the bound README.md, "Large images", states.
+DEFAULT_MAX_PIXELS = 150_000_000
+# That check replaces PIL's decompression-bomb guard, which would warn (a second line on stderr)
+# or refuse on its own terms, and would override a limit the user raised.
+Image.MAX_IMAGE_PIXELS = None
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
@@ -61,10 +67,26 @@ def index_by_stem(paths: Sequence[Path], where: str | os.PathLike) -> dict[str, 
     return out
 
 
-def _open_pil(path: Path) -> Image.Image:
-    """Open and fully decode ``path`` with EXIF orientation applied."""
+def check_pixels(path: str | os.PathLike, width: int, height: int, max_pixels: int | None) -> None:
+    """An InputError naming the file and its size when width x height exceeds ``max_pixels``
+    (None or 0: no limit).
+
+    Examples:
+        >>> check_pixels("big.png", 20000, 15000, 150_000_000)
+        Traceback (most recent call last):
+        crackrender.errors.InputError: big.png: 20000x15000 = 300,000,000 pixels, over the limit of 150,000,000 (--max-pixels)
+    """
+    if max_pixels and width * height > max_pixels:
+        raise InputError(f"{path}: {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
+                         "(--max-pixels)")
+
+
+def _open_pil(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open and fully decode ``path`` with EXIF orientation applied; an image over ``max_pixels``
+    is refused from its header, before anything is decoded."""
     try:
         with Image.open(path) as img:
+            check_pixels(path, img.width, img.height, max_pixels)
             img.load()  # forces decoding, so truncated files fail here and not later
             return ImageOps.exif_transpose(img)
     except FileNotFoundError:
@@ -96,10 +118,11 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return (arr.astype(np.float32) * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
 
 
-def read_image_array(path: str | os.PathLike) -> np.ndarray:
-    """Decode ``path`` to a numpy array in its native depth and channels (RGB order, EXIF honoured)."""
+def read_image_array(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode ``path`` to a numpy array in its native depth and channels (RGB order, EXIF honoured).
+    Images over ``max_pixels`` (None or 0: no limit) are refused before decoding."""
     path = Path(path)
-    img = _open_pil(path)
+    img = _open_pil(path, max_pixels)
     if img.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
         img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB")
     if img.mode == "I;16B":
@@ -113,18 +136,19 @@ def read_image_array(path: str | os.PathLike) -> np.ndarray:
     return arr
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image as an (H, W, 3) uint8 RGB array.
 
     Accepts JPEG, PNG, BMP and TIFF; 8 or 16 bit; gray, RGB or RGBA (alpha dropped).
-    16-bit data is scaled to 8 bit. EXIF orientation is applied.
+    16-bit data is scaled to 8 bit. EXIF orientation is applied. An image of more than
+    ``max_pixels`` pixels (None or 0: no limit) is refused from its header, before decoding.
 
     Examples:
         >>> img = read_image("photo.jpg")  # doctest: +SKIP
         >>> img.shape, img.dtype  # doctest: +SKIP
         ((1536, 2048, 3), dtype('uint8'))
     """
-    arr = _to_uint8(read_image_array(path))
+    arr = _to_uint8(read_image_array(path, max_pixels))
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     elif arr.shape[2] == 4:
@@ -180,18 +204,20 @@ def _binarize(arr: np.ndarray, name: str) -> tuple[np.ndarray, str]:
     raise InputError(f"{name}: not a binary mask: values {_describe_values(values)}; expected 0/255, 0/1 or bool{hint}")
 
 
-def read_mask(path: str | os.PathLike) -> np.ndarray:
+def read_mask(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read a binary mask file as (H, W) bool, validating its values (see :func:`binarize_mask`).
 
-    EXIF orientation is applied, as for images, so a mask stays aligned with its photo.
+    EXIF orientation is applied, as for images, so a mask stays aligned with its photo. Masks
+    over ``max_pixels`` are refused before decoding, as images are.
     """
-    return read_mask_with_encoding(path)[0]
+    return read_mask_with_encoding(path, max_pixels)[0]
 
 
-def read_mask_with_encoding(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+def read_mask_with_encoding(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
+                            ) -> tuple[np.ndarray, str]:
     """:func:`read_mask`, plus how the file encodes the mask (``"1-bit"``, ``"8-bit 0/255"``, ...)."""
     path = Path(path)
-    img = _open_pil(path)
+    img = _open_pil(path, max_pixels)
     if img.mode == "1":
         return np.asarray(img, dtype=bool), "1-bit"
     if img.mode in ("P", "PA"):
@@ -201,9 +227,9 @@ def read_mask_with_encoding(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     return _binarize(np.asarray(img), str(path))
 
 
-def read_probability(path: str | os.PathLike) -> np.ndarray:
+def read_probability(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an 8/16-bit gray probability map (or a binary mask) as float32 in [0, 1]."""
-    return probability_from_array(read_image_array(path), str(path))
+    return probability_from_array(read_image_array(path, max_pixels), str(path))
 
 
 def probability_from_array(arr: np.ndarray, name: str = "probability map") -> np.ndarray:

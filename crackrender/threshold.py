@@ -107,7 +107,7 @@ def calibrate(model_path: str | os.PathLike | None, splits: list[tuple[Path, str
         hist = hists.setdefault(name, np.zeros((2, BINS), np.int64))
         for i in tqdm(index, desc=f"{name}:{split}", disable=not progress, leave=False):
             image, mask = ds.load(int(i))
-            hist += probability_histograms(seg(image).prob, mask)
+            hist += probability_histograms(seg(image).prob_float(), mask)  # float32 also for tiled images
     threshold, f1 = choose_threshold(hists)
     info = {k: v for k, v in seg.info.items() if k != "half"}
     record = {"threshold": threshold, "threshold_rule": RULE, "threshold_val_f1": f1,

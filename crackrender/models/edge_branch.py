@@ -10,6 +10,7 @@ from torchvision.models.swin_transformer import SwinTransformerBlock
 
 from crackrender.errors import InputError
 from crackrender.models.base import pad_to_multiple
+from crackrender.models.swin_attention import WindowAttention
 from crackrender.ops import GuidedFilter
 
 
@@ -20,9 +21,9 @@ class SwinResidualModule(nn.Module):
         super().__init__()
         self.blocks = nn.Sequential(
             SwinTransformerBlock(dim, num_heads, [window, window], [0, 0], mlp_ratio=mlp_ratio,
-                                 stochastic_depth_prob=drop_path),
+                                 stochastic_depth_prob=drop_path, attn_layer=WindowAttention),
             SwinTransformerBlock(dim, num_heads, [window, window], [window // 2, window // 2],
-                                 mlp_ratio=mlp_ratio, stochastic_depth_prob=drop_path),
+                                 mlp_ratio=mlp_ratio, stochastic_depth_prob=drop_path, attn_layer=WindowAttention),
         )
         self.conv = nn.Conv2d(dim, dim, 3, padding=1)
 

@@ -18,12 +18,39 @@ from crackrender.quantify.units import (DEFAULT_WIDTH_BINS_MM, Camera, check_bin
                                         orientation_class, resolve_gsd)
 
 _PROFILE_SAMPLES = 200
+# A mask is measured whole: its distance transform (float64), labels (int32), skeleton and the
+# float mask the widths are sampled on. Peak memory measured 25.5 bytes per pixel above the mask
+# itself from 4 to 128 Mpx at 4-5% crack pixels (benchmarks/quantify_memory.py; docs/quantify.md,
+# "Size limit"); with the mask and its decoding, rounded up:
+QUANTIFY_BYTES_PER_PIXEL = 30
+# Larger masks are refused, not swapped to death: 400 Mpx needs about 12 GB (a 20000 x 20000
+# orthomosaic). Cut a larger mask into parts and measure those.
+MAX_QUANTIFY_PIXELS = 400_000_000
+
+
+def check_quantify_size(height: int, width: int, name: str = "mask") -> None:
+    """InputError if a ``height`` x ``width`` mask exceeds :data:`MAX_QUANTIFY_PIXELS`, saying why.
+
+    Examples:
+        >>> check_quantify_size(20000, 20000)
+        >>> check_quantify_size(40000, 30000, "ortho.tif")
+        Traceback (most recent call last):
+        ...
+        crackrender.errors.InputError: ortho.tif: 30000x40000 is 1200 Mpx; quantify measures a mask whole, about 30 bytes per pixel (34 GiB here), and stops at 400 Mpx: cut the mask into parts (e.g. gdal_retile.py) and quantify those
+    """
+    if height * width > MAX_QUANTIFY_PIXELS:
+        raise InputError(
+            f"{name}: {width}x{height} is {height * width / 1e6:.0f} Mpx; quantify measures a mask whole, about "
+            f"{QUANTIFY_BYTES_PER_PIXEL} bytes per pixel ({height * width * QUANTIFY_BYTES_PER_PIXEL / 2**30:.0f} GiB "
+            f"here), and stops at {MAX_QUANTIFY_PIXELS / 1e6:.0f} Mpx: cut the mask into parts (e.g. gdal_retile.py) "
+            "and quantify those")
 
 
 def _check_mask(mask) -> np.ndarray:
     arr = np.asarray(mask)
     if arr.ndim != 2 or arr.size == 0:
         raise InputError(f"mask must be a non-empty 2-D array, got shape {arr.shape}")
+    check_quantify_size(*arr.shape)
     return binarize_mask(arr, "mask")
 
 
@@ -59,7 +86,7 @@ def _branch_result(geo: BranchGeometry, crack_id: int, closed: bool, axis: float
 
 def quantify_mask(mask, *, gsd: float | None = None, camera: Camera | None = None, member_axis_deg: float = 0.0,
                   width_bins_mm=DEFAULT_WIDTH_BINS_MM, min_length_px: float = 10.0,
-                  spur_factor: float = 2.0) -> QuantResult:
+                  spur_factor: float = 2.0, georef: dict | None = None) -> QuantResult:
     """Measure every crack in a binary mask.
 
     Each 8-connected component is a crack; its skeleton is split at junctions into branches.
@@ -76,6 +103,10 @@ def quantify_mask(mask, *, gsd: float | None = None, camera: Camera | None = Non
         min_length_px: shortest crack kept, in pixels.
         spur_factor: end branches shorter than this times the half-width at their junction (or
             than ``min_length_px``) are skeleton spurs, not branches.
+        georef: where the mask lies (``Georef.to_dict()`` of :mod:`crackrender.geotiff`: CRS and
+            transform); the GeoJSON report is then in that CRS. Measurements stay in px and mm.
+
+    Masks above :data:`MAX_QUANTIFY_PIXELS` are refused (:func:`check_quantify_size`).
 
     Examples:
         >>> m = np.zeros((60, 200), bool); m[28:34, 20:180] = True  # 160 x 6 px
@@ -96,7 +127,7 @@ def quantify_mask(mask, *, gsd: float | None = None, camera: Camera | None = Non
     if not (isinstance(min_length_px, (int, float)) and min_length_px >= 0):
         raise InputError(f"minimum crack length must be >= 0 px, got {min_length_px!r}")
     result = QuantResult(height=m.shape[0], width=m.shape[1], gsd_mm=g, member_axis_deg=axis,
-                         width_bins_mm=bins, min_length_px=float(min_length_px), mask=m)
+                         width_bins_mm=bins, min_length_px=float(min_length_px), mask=m, georef=georef)
     if not m.any():
         return result
 

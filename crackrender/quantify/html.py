@@ -85,9 +85,9 @@ def width_histogram_svg(results: list[QuantResult]) -> str:
         for c in r.cracks:
             for b in c.branches:
                 if b.width_profile:
-                    w = np.array([p[1] for p in b.width_profile]) * scale
+                    w = np.array([p[1] for p in b.width_profile]) * r.scale  # each image its own GSD
                     widths.append(w)
-                    weights.append(np.full(len(w), b.length_px * scale / len(w)))
+                    weights.append(np.full(len(w), b.length_px * r.scale / len(w)))
     W, H, ml, mb, mt, mr = 680, 260, 62, 42, 14, 16
     if not widths:
         return (f'<svg width="{W}" height="80" role="img" aria-label="no cracks"><text x="20" y="45" '
@@ -236,22 +236,37 @@ def report_html(r: QuantResult, overlay_png: bytes, title: str) -> str:
 
 
 def summary_html(entries: list[tuple[str, QuantResult]]) -> str:
-    """One page over several images: totals, a combined histogram, and a row (with a link) per image."""
+    """One page over several images: totals, a combined histogram, and a row (with a link) per image.
+
+    Each row is in its own image's units and scale (georeferenced rasters each bring their own GSD);
+    totals over images in different units are left out."""
+    from crackrender.quantify.report import REPORT_PICTURE_MAX_PIXELS
+
     r0 = entries[0][1]
-    s, u = r0.scale, r0.units
-    cracks = [c for _, r in entries for c in r.cracks]
-    cards = _cards([("images", str(len(entries))), ("cracks", str(len(cracks))),
-                    ("total length", fmt_len(sum(c.length_px for c in cracks), s, u)),
-                    ("max width", fmt_width(max((c.max_width_px for c in cracks), default=0), s, u))])
+    u = r0.units
+    same_units = all(r.units == u for _, r in entries)
+    cracks = [(c, r.scale) for _, r in entries for c in r.cracks]
+    cards = [("images", str(len(entries))), ("cracks", str(len(cracks)))]
+    if same_units:
+        widest = max(cracks, key=lambda ck: ck[0].max_width_px * ck[1], default=None)
+        cards += [("total length", fmt_len(sum(c.length_px * k for c, k in cracks), 1.0, u)),
+                  ("max width", fmt_width(widest[0].max_width_px if widest else 0, widest[1] if widest else r0.scale, u))]
+    cards = _cards(cards)
     head = ["image", "cracks", "total length", "max width", "width classes", "below resolution"]
+
+    def name(stem: str, r: QuantResult) -> str:
+        if r.height * r.width > REPORT_PICTURE_MAX_PIXELS:
+            return html.escape(stem)  # no page of its own (see write_report)
+        return f"<a href='{html.escape(stem)}_report.html'>{html.escape(stem)}</a>"
+
     rows = "".join(
-        f"<tr><td class='l'><a href='{html.escape(stem)}_report.html'>{html.escape(stem)}</a></td>"
-        f"<td>{len(r.cracks)}</td><td>{fmt_len(sum(c.length_px for c in r.cracks), s, u)}</td>"
-        f"<td>{fmt_width(max((c.max_width_px for c in r.cracks), default=0), s, u)}</td>"
+        f"<tr><td class='l'>{name(stem, r)}</td>"
+        f"<td>{len(r.cracks)}</td><td>{fmt_len(sum(c.length_px for c in r.cracks), r.scale, r.units)}</td>"
+        f"<td>{fmt_width(max((c.max_width_px for c in r.cracks), default=0), r.scale, r.units)}</td>"
         f"<td class='l'>{_class_counts(r)}</td><td>{r.summary()['below_resolution']}</td></tr>" for stem, r in entries)
     body = (f"<h1>Crack summary</h1><div class='meta'>{len(entries)} images</div>{cards}"
             f"<p class='note'>{_resolution_note(r0)}</p>{_legend(r0)}<h2>Width distribution, all images</h2>"
-            f"{width_histogram_svg([r for _, r in entries])}<h2>Images</h2><table><tr>"
+            f"{width_histogram_svg([r for _, r in entries if r.units == u])}<h2>Images</h2><table><tr>"
             + "".join(f"<th class='l'>{h}</th>" if h == "image" else f"<th>{h}</th>" for h in head)
             + f"</tr>{rows}</table>")
     return _page("Crack summary", body)

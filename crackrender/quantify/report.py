@@ -20,6 +20,9 @@ from crackrender.io import atomic_write_bytes, encode_image
 from crackrender.quantify.result import CrackResult, QuantResult
 from crackrender.quantify.units import class_labels
 
+# Above this many pixels the overlay PNG and the HTML page (which embeds it) are not written: a
+# picture of a gigapixel orthomosaic at full size helps nobody; view the GeoJSON over the raster.
+REPORT_PICTURE_MAX_PIXELS = 50_000_000
 # RGB colours: width classes narrow to wide run green -> red; special cases apart.
 _RAMP = [(46, 204, 113), (241, 196, 15), (230, 126, 34), (231, 76, 60)]
 NO_CLASS_COLOUR = (0, 190, 255)  # no GSD: widths in pixels, no classes
@@ -159,12 +162,15 @@ def _csv(rows: list[dict], cols: list[str]) -> str:
 
 
 def geojson(result: QuantResult) -> dict:
-    """A FeatureCollection of branch LineStrings in image pixel coordinates (x right, y down)."""
+    """A FeatureCollection of branch LineStrings: in image pixel coordinates (x right, y down), or
+    for a georeferenced mask in its CRS (pixel centres through its transform; the CRS named in the
+    ``crs`` member that GDAL and QGIS read)."""
     feats = []
     unit = result.units
+    to_world = _pixel_to_world(result.georef)
     for c in result.to_dict()["cracks"]:
         for b in c["branches"]:
-            coords = [list(p) for p in b["polyline"]]
+            coords = [to_world(x, y) for x, y in b["polyline"]]
             props = {"id": b["id"], "crack_id": c["id"], "units": unit,
                      "length": b.get(f"length_{unit}"), "width": b.get(f"max_width_{unit}"),
                      "mean_width": b.get(f"mean_width_{unit}"), "length_px": b["length_px"],
@@ -172,14 +178,32 @@ def geojson(result: QuantResult) -> dict:
                      "below_resolution": c["below_resolution"], "orientation_class": b["orientation_class"]}
             feats.append({"type": "Feature", "geometry": {"type": "LineString", "coordinates": coords},
                           "properties": props})
-    return {"type": "FeatureCollection", "name": "cracks",
-            "coordinates": "image pixels (x right, y down), not geographic", "features": feats}
+    out = {"type": "FeatureCollection", "name": "cracks",
+           "coordinates": "image pixels (x right, y down), not geographic", "features": feats}
+    if result.georef is not None:
+        g = result.georef
+        out["coordinates"] = "the raster's CRS" if g.get("crs") else "the raster's transform (no CRS recorded)"
+        if g.get("crs"):
+            name = f"urn:ogc:def:crs:EPSG::{g['epsg']}" if g.get("epsg") else g["crs"]
+            out["crs"] = {"type": "name", "properties": {"name": name}}
+    return out
+
+
+def _pixel_to_world(georef: dict | None):
+    """(x, y) pixel indices -> coordinates: unchanged without georef, else the pixel centre
+    (x + 0.5, y + 0.5) through the affine transform (a, b, c, d, e, f)."""
+    if georef is None:
+        return lambda x, y: [x, y]
+    a, b, c, d, e, f = georef["transform"]
+    return lambda x, y: [round(a * (x + 0.5) + b * (y + 0.5) + c, 6), round(d * (x + 0.5) + e * (y + 0.5) + f, 6)]
 
 
 def write_report(result: QuantResult, out_dir, stem: str, image: np.ndarray | None = None,
                  mask: np.ndarray | None = None, title: str | None = None) -> dict[str, Path]:
     """Write ``<stem>.json``, ``<stem>_cracks.csv``, ``<stem>_branches.csv``, ``<stem>.geojson``,
     ``<stem>_overlay.png`` and ``<stem>_report.html`` into ``out_dir``; returns their paths.
+    Masks above :data:`REPORT_PICTURE_MAX_PIXELS` get no overlay and no HTML page (the JSON's
+    ``pictures`` says why).
 
     ``mask`` (default: the mask the result was measured on) tints the crack pixels on the
     overlay; the background is ``image``, or the mask itself when there is no image.
@@ -201,15 +225,20 @@ def write_report(result: QuantResult, out_dir, stem: str, image: np.ndarray | No
         mask = result.mask if result.mask is not None else np.zeros(shape, bool)
     if np.shape(mask) != shape:
         raise InputError(f"{stem}: mask size does not match the result's {shape[1]}x{shape[0]}")
-    overlay_png = encode_image(render_overlay(result, np.asarray(mask, bool), image), ".png")
     data = result.to_dict()
+    pictures = shape[0] * shape[1] <= REPORT_PICTURE_MAX_PIXELS
+    if not pictures:
+        data["pictures"] = (f"no overlay or HTML page: {shape[1]}x{shape[0]} exceeds "
+                            f"{REPORT_PICTURE_MAX_PIXELS / 1e6:.0f} Mpx; view {stem}.geojson over the image instead")
     files = {
         "json": (f"{stem}.json", (json.dumps(data, indent=1) + "\n").encode()),
         "cracks_csv": (f"{stem}_cracks.csv", cracks_csv(result).encode()),
         "branches_csv": (f"{stem}_branches.csv", branches_csv(result).encode()),
         "geojson": (f"{stem}.geojson", (json.dumps(geojson(result)) + "\n").encode()),
-        "overlay": (f"{stem}_overlay.png", overlay_png),
-        "html": (f"{stem}_report.html", report_html(result, overlay_png, title or stem).encode()),
     }
+    if pictures:
+        overlay_png = encode_image(render_overlay(result, np.asarray(mask, bool), image), ".png")
+        files["overlay"] = (f"{stem}_overlay.png", overlay_png)
+        files["html"] = (f"{stem}_report.html", report_html(result, overlay_png, title or stem).encode())
     out = Path(out_dir)
     return {key: atomic_write_bytes(out / name, blob) for key, (name, blob) in files.items()}

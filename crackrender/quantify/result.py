@@ -83,6 +83,7 @@ class QuantResult:
     cracks: list[CrackResult] = field(default_factory=list)
     dropped_short: int = 0  # components shorter than min_length_px, left out
     mask: np.ndarray | None = field(default=None, repr=False, compare=False)  # the mask measured; not in JSON
+    georef: dict | None = None  # a georeferenced mask's CRS and transform (crackrender.geotiff.Georef.to_dict())
 
     @property
     def units(self) -> str:
@@ -147,6 +148,32 @@ class QuantResult:
                                  else "not applicable without a ground sampling distance"),
             "min_length_px": self.min_length_px,
             "resolution": self.resolution(),
+            "georeference": self.georef,
             "summary": self.summary(),
             "cracks": cracks,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "QuantResult":
+        """The result back from its JSON form (pixel values as rounded there; no mask).
+
+        Examples:
+            >>> r = QuantResult(height=10, width=20, gsd_mm=0.5)
+            >>> QuantResult.from_dict(r.to_dict()) == r
+            True
+        """
+        def pick(kind, d: dict, **extra):
+            names = {f for f in kind.__dataclass_fields__}
+            return kind(**{**{k: v for k, v in d.items() if k in names}, **extra})
+
+        cracks = []
+        for c in data["cracks"]:
+            branches = [pick(BranchResult, b, polyline=[tuple(p) for p in b["polyline"]],
+                             width_profile=[tuple(p) for p in b["width_profile"]]) for b in c["branches"]]
+            cracks.append(pick(CrackResult, c, bbox=tuple(c["bbox"]), branches=branches))
+        bins = data.get("width_bins_mm")
+        return cls(height=data["image_size"]["height"], width=data["image_size"]["width"],
+                   gsd_mm=data["resolution"]["gsd_mm_per_px"], member_axis_deg=data["member_axis_deg"],
+                   width_bins_mm=cls.width_bins_mm if bins is None else tuple(bins),
+                   min_length_px=data["min_length_px"], cracks=cracks,
+                   dropped_short=data["summary"]["dropped_short"], georef=data.get("georeference"))
