@@ -199,3 +199,17 @@ def test_edge_branch_still_exports():
     program = torch.export.export(branch, (x,))
     with torch.no_grad():
         torch.testing.assert_close(program.module()(x), branch(x), atol=1e-5, rtol=1e-5)
+
+
+def test_training_after_inference_mode_call():
+    """The attention caches index and mask tensors per grid; made during an inference-mode call
+    (validation), they must still serve a training step after it (autograd saves them)."""
+    from crackrender.models.swin_attention import _shift_mask, _window_order
+
+    _window_order.cache_clear(), _shift_mask.cache_clear()
+    branch = EdgeGuidedBranch(dim=8, num_modules=1, num_heads=2, window=4)
+    x = torch.rand(1, 3, 40, 56)
+    with torch.inference_mode():
+        branch.eval()(x)
+    branch.train()(x).sum().backward()
+    assert all(p.grad is not None for p in branch.body.parameters())

@@ -39,7 +39,14 @@ _SHIFT_MASK_VALUE = -100.0
 def _window_order(grid_h: int, grid_w: int, window_h: int, window_w: int, shift_h: int, shift_w: int,
                   device: torch.device) -> tuple[Tensor, Tensor]:
     """Token indices of a (grid_h, grid_w) grid in window order after the cyclic shift, and the
-    inverse order. One ``index_select`` with these replaces torchvision's roll + partition copies."""
+    inverse order. One ``index_select`` with these replaces torchvision's roll + partition copies.
+    Cached tensors are made outside inference mode: one made inside it could not be saved for
+    backward when the model trains after an inference call (validation, then the next step)."""
+    with torch.inference_mode(False):
+        return _window_order_tensors(grid_h, grid_w, window_h, window_w, shift_h, shift_w, device)
+
+
+def _window_order_tensors(grid_h, grid_w, window_h, window_w, shift_h, shift_w, device) -> tuple[Tensor, Tensor]:
     order = torch.arange(grid_h * grid_w, device=device).view(grid_h, grid_w)
     if shift_h or shift_w:
         order = order.roll((-shift_h, -shift_w), (0, 1))
@@ -52,7 +59,13 @@ def _shift_mask(window_h: int, window_w: int, shift_h: int, shift_w: int, last_r
                 device: torch.device) -> Tensor:
     """(N, N) additive mask of one window after the cyclic shift: -100 between tokens that come from
     different regions of the image. Only the last window row (split at ``window_h - shift_h``) and
-    the last window column are split; every other window needs no mask."""
+    the last window column are split; every other window needs no mask. Made outside inference
+    mode, as :func:`_window_order`'s tensors are."""
+    with torch.inference_mode(False):
+        return _shift_mask_tensor(window_h, window_w, shift_h, shift_w, last_row, last_col, device)
+
+
+def _shift_mask_tensor(window_h, window_w, shift_h, shift_w, last_row, last_col, device) -> Tensor:
     rows = torch.arange(window_h, device=device) >= window_h - shift_h if last_row and shift_h else \
         torch.zeros(window_h, dtype=torch.bool, device=device)
     cols = torch.arange(window_w, device=device) >= window_w - shift_w if last_col and shift_w else \
