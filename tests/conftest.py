@@ -61,3 +61,13 @@ def line_mask(h: int = 64, w: int = 96, row: int | None = None, thickness: int =
     r = h // 2 if row is None else row
     mask[r - thickness // 2 : r - thickness // 2 + thickness, 5 : w - 5] = True
     return mask
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory):
+    """A TINY_CBPRN model file (seeded weights), shared by the tests that segment through files."""
+    from crackrender.checkpoint import save_model
+
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_model(path, tiny())
+    return path

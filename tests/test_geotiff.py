@@ -48,14 +48,6 @@ def _cli(*args):
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(path, create_model("cbprn", **TINY_CBPRN))
-    return path
-
-
-@pytest.fixture(scope="module")
 def scene():
     return render_crack_scene(300, 200, seed=1).image  # (200, 300, 3)
 

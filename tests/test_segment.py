@@ -19,14 +19,6 @@ from crackrender.segment import ResultWriter, Segmenter, overlay
 TINY = TINY_CBPRN
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(path, create_model("cbprn", **TINY))
-    return path
-
-
 @pytest.fixture()
 def photos(tmp_path):
     folder = tmp_path / "photos"

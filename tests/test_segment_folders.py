@@ -20,14 +20,6 @@ from crackrender.segment import segment_paths
 STEMS = ("p0", "p1", "p2")
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(path, create_model("cbprn", **TINY_CBPRN))
-    return path
-
-
 @pytest.fixture()
 def photos(tmp_path):
     folder = tmp_path / "photos"

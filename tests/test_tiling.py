@@ -229,16 +229,6 @@ def test_max_pixels_is_the_callers_choice(tmp_path):
     assert read_image(tmp_path / "a.png", max_pixels=None).shape == (40, 50, 3)
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    from crackrender.models import create_model
-
-    save_model(path, create_model("cbprn", **TINY_CBPRN))
-    return path
-
-
 def test_cli_refuses_a_huge_image_in_one_line_and_keeps_earlier_output(huge_png, model_file, tmp_path):
     out = tmp_path / "out"
     write_mask(out / "huge.png", np.ones((8, 8), bool))  # a mask written by an earlier run
