@@ -8,17 +8,13 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
-from conftest import TINY_CBPRN
 
 rasterio = pytest.importorskip("rasterio")
 from rasterio import Affine  # noqa: E402
 
-from crackrender.checkpoint import save_model  # noqa: E402
 from crackrender.data.synthetic import render_crack_scene  # noqa: E402
 from crackrender.errors import InputError  # noqa: E402
 from crackrender.geotiff import Georef, RasterReader, RasterWriter, segment_raster, takes_windowed_path  # noqa: E402
-from crackrender.models import create_model  # noqa: E402
 from crackrender.segment import Segmenter  # noqa: E402
 from crackrender.tiling import Window  # noqa: E402
 

@@ -7,14 +7,10 @@ import subprocess
 import sys
 
 import pytest
-import torch
-from conftest import TINY_CBPRN
 
-from crackrender.checkpoint import save_model
 from crackrender.data.synthetic import render_crack_scene
 from crackrender.errors import InputError
 from crackrender.io import write_image
-from crackrender.models import create_model
 from crackrender.segment import segment_paths
 
 STEMS = ("p0", "p1", "p2")

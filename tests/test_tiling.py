@@ -11,9 +11,8 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_CBPRN, shared_dataset, tiny
+from conftest import shared_dataset, tiny
 
-from crackrender.checkpoint import save_model
 from crackrender.data.synthetic import render_crack_scene
 from crackrender.errors import InputError
 from crackrender.inference import prepare_model
