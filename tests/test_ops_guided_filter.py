@@ -56,6 +56,16 @@ def test_box_filter_radius_zero_and_normalised_border():
     np.testing.assert_allclose(box_filter(x.double(), 2)[0, 1].numpy(), np_box(x[0, 1].double().numpy(), 2), atol=1e-12)
 
 
+@pytest.mark.parametrize("radius, h, w", [(1, 1, 1), (2, 3, 8), (3, 11, 4), (7, 5, 6), (2, 40, 33)])
+def test_box_filter_matches_the_integral_image_mean(radius, h, w):
+    # windows wider than the image and single-pixel sides included: every border count is hit
+    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(radius), dtype=torch.float64)
+    got = box_filter(x, radius)
+    for b in range(2):
+        for c in range(3):
+            np.testing.assert_allclose(got[b, c].numpy(), np_box(x[b, c].numpy(), radius), atol=1e-12)
+
+
 def test_constant_image_is_unchanged():
     x = torch.full((1, 3, 21, 17), 0.37)
     torch.testing.assert_close(GuidedFilter()(x), x)
