@@ -253,12 +253,12 @@ class RasterWriter:
 
     def __init__(self, path: str | os.PathLike, height: int, width: int, georef: Georef | None, *,
                  masked: bool = False):
-        from crackrender.io import _create_temp
+        from crackrender.io import reserve_temp_file
 
         rio = _rasterio()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = _create_temp(self.path.parent, self.path.name)
+        fd, self._tmp = reserve_temp_file(self.path.parent, self.path.name)
         os.close(fd)  # GDAL creates the file afresh under the reserved name
         profile = dict(driver="GTiff", height=height, width=width, count=1, dtype="uint8", tiled=True,
                        blockxsize=BLOCK, blockysize=BLOCK, compress="deflate", BIGTIFF="IF_SAFER")

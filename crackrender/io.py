@@ -250,7 +250,7 @@ def probability_from_array(arr: np.ndarray, name: str = "probability map") -> np
 
 # ---------------------------------------------------------------- atomic writing
 
-def _create_temp(folder: Path, name: str) -> tuple[int, Path]:
+def reserve_temp_file(folder: Path, name: str) -> tuple[int, Path]:
     """A new, uniquely named file beside ``name``, opened for writing.
 
     Created with mode 0o666 like a plain ``open()``, so the kernel applies the umask (and any
@@ -269,7 +269,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file and rename, so readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp(path.parent, path.name)
+    fd, tmp = reserve_temp_file(path.parent, path.name)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -285,10 +285,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=json_default) + "\n")
 
 
-def _json_default(obj):
+def json_default(obj):
+    """``json.dumps``'s ``default=`` for what sidecars hold: numpy scalars and arrays, paths."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

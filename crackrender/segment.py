@@ -372,9 +372,9 @@ RASTER_OVERLAY_MAX_SIDE = 4096
 
 def _json_ready(obj):
     """``obj`` as it reads back from JSON (tuples become lists), so it compares with a sidecar."""
-    from crackrender.io import _json_default
+    from crackrender.io import json_default
 
-    return json.loads(json.dumps(obj, default=_json_default))
+    return json.loads(json.dumps(obj, default=json_default))
 
 
 def run_settings(seg: Segmenter) -> dict:
