@@ -244,3 +244,49 @@ def test_init_starts_from_a_model_files_weights(tmp_path):
                    "--out", tmp_path / "runs")
     assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_select_by_is_checked():
+    assert load_config()["trainer"]["select_by"] == "miou"
+    assert load_config(overrides=["trainer.select_by=dataset_mean_f1"])["trainer"]["select_by"] == "dataset_mean_f1"
+    with pytest.raises(CrackRenderError, match="select_by must be one of"):
+        load_config(overrides=["trainer.select_by=loss"])
+
+
+def test_model_best_follows_select_by(tmp_path):
+    """model-best is the validation with the highest select_by value, not the highest pooled mIoU;
+    a run resumed under another select_by does not compare against the old quantity's best."""
+    from types import SimpleNamespace
+
+    from crackrender.checkpoint import read_checkpoint
+    from crackrender.models import create_model
+    from crackrender.train.run import ExportModel
+
+    task = SimpleNamespace(model=create_model("cbprn", **TINY_CBPRN))
+    export = ExportModel(tmp_path, "dataset_mean_f1")
+
+    def validate(step, miou, mean_f1):
+        metrics = {"val/miou": torch.tensor(miou), "val/dataset_mean_f1": torch.tensor(mean_f1)}
+        trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, callback_metrics=metrics,
+                                  current_epoch=step, global_step=step)
+        export.on_validation_end(trainer, task)
+
+    validate(100, 0.80, 0.50)
+    validate(200, 0.85, 0.45)  # better pooled mIoU, worse mean F1: not the best
+    validate(300, 0.70, 0.60)
+    validate(400, 0.90, 0.55)
+
+    def best_step():
+        return read_checkpoint(tmp_path / "model-best.safetensors")[2]["global_step"]
+
+    assert best_step() == 300
+    assert read_checkpoint(tmp_path / "model-last.safetensors")[2]["global_step"] == 400
+    old = {"best": 0.95}  # saved by a run that selected by pooled mIoU
+    export = ExportModel(tmp_path, "dataset_mean_f1")
+    export.load_state_dict(old)
+    validate(500, 0.60, 0.40)
+    assert best_step() == 500
+    export = ExportModel(tmp_path, "miou")
+    export.load_state_dict(old)
+    validate(600, 0.90, 0.90)
+    assert best_step() == 500

@@ -46,6 +46,8 @@ DEFAULTS: dict = {
         "check_val_every_n_epoch": 1,
         "log_every_n_steps": 10,
         "checkpoint_every_n_steps": None,  # also save last.ckpt every N steps (long epochs)
+        "select_by": "miou",    # validation value (max) that picks model-best: miou (pooled) or
+                                # dataset_mean_f1 (each val dataset's F1, averaged: small sets count)
         "channels_last": True,
         "threads": None,        # torch CPU threads
         "progress": True,
@@ -53,6 +55,10 @@ DEFAULTS: dict = {
     },
     "out": "runs",
 }
+
+
+# validation values that can pick a run's best model (all higher is better)
+SELECT_BY = ("miou", "f1", "dataset_mean_f1")
 
 
 def _merge(base: dict, update: dict, where: str) -> dict:
@@ -117,6 +123,9 @@ def _validate(config: dict) -> None:
         share = entry.get("share", 1.0)
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not share >= 0:
             raise CrackRenderError(f"data.train share must be a number >= 0, got {share!r} for {entry['root']}")
+    if config["trainer"]["select_by"] not in SELECT_BY:
+        raise CrackRenderError(f"trainer.select_by must be one of {', '.join(SELECT_BY)}, "
+                               f"got {config['trainer']['select_by']!r}")
     if data["mode"] not in ("resize", "crop"):
         raise CrackRenderError(f"data.mode must be resize or crop, got {data['mode']!r}")
     if config["optim"]["name"] not in ("adam", "adamw", "sgd"):

@@ -32,19 +32,22 @@ from crackrender.train.task import SegmentationTask
 
 class ExportModel(Callback):
     """Write the weights as safetensors (no pickle) beside the Lightning checkpoints: model-last
-    after each validation and at the end, model-best when validation mIoU improved."""
+    after each validation and at the end, model-best when the validation value ``select_by``
+    (``trainer.select_by``) improved."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, select_by: str = "miou"):
         self.folder = folder
+        self.key = f"val/{select_by}"
         self.best = -math.inf
 
     def on_validation_end(self, trainer: pl.Trainer, task: SegmentationTask) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        info = {"epoch": trainer.current_epoch, "global_step": trainer.global_step, "val": metrics}
+        info = {"epoch": trainer.current_epoch, "global_step": trainer.global_step, "val": metrics,
+                "selected_by": self.key}
         save_model(self.folder / "model-last.safetensors", task.model, info=info)
-        score = metrics.get("val/miou", -math.inf)
+        score = metrics.get(self.key, -math.inf)
         if score > self.best:
             self.best = score
             save_model(self.folder / "model-best.safetensors", task.model, info=info)
@@ -56,10 +59,12 @@ class ExportModel(Callback):
                        info={"epoch": trainer.current_epoch, "global_step": trainer.global_step})
 
     def state_dict(self) -> dict:
-        return {"best": self.best}
+        return {"best": self.best, "key": self.key}
 
     def load_state_dict(self, state: dict) -> None:
-        self.best = state.get("best", -math.inf)
+        # a run resumed under another select_by starts its best afresh: the old best is another quantity
+        same = state.get("key", "val/miou") == self.key
+        self.best = state.get("best", -math.inf) if same else -math.inf
 
 
 def _keep_earlier_log(csv_dir: Path) -> None:
@@ -145,11 +150,11 @@ def run_training(config: dict, *, resume: bool = False, overwrite: bool = False,
     callbacks = [
         ModelCheckpoint(folder / "checkpoints", filename="last-step", save_last=True, save_top_k=0,
                         every_n_train_steps=tcfg["checkpoint_every_n_steps"]),
-        ExportModel(folder),
+        ExportModel(folder, tcfg["select_by"]),
     ]
     if has_val:
-        callbacks.append(ModelCheckpoint(folder / "checkpoints", filename="best", monitor="val/miou", mode="max",
-                                         save_top_k=1, auto_insert_metric_name=False))
+        callbacks.append(ModelCheckpoint(folder / "checkpoints", filename="best", monitor=f"val/{tcfg['select_by']}",
+                                         mode="max", save_top_k=1, auto_insert_metric_name=False))
     trainer = pl.Trainer(
         default_root_dir=folder,
         max_epochs=tcfg["max_epochs"],

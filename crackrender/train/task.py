@@ -112,8 +112,9 @@ def validation_metrics(rows: np.ndarray, coarse_rows: np.ndarray | None = None,
 
     Pooled over all rows: ``miou, iou, f1, precision, recall`` (dataset-summed counts), ``mba``
     (per-image mean; NaN if every band is empty), ``iou_per_image``, ``n_images``; the same per
-    dataset as ``<name>/<key>`` (``names[group]``, else the group id). ``coarse_rows`` (the
-    same images unrefined) add ``coarse_<key>`` and ``<name>/coarse_<key>`` (but no second n_images).
+    dataset as ``<name>/<key>`` (``names[group]``, else the group id), and ``dataset_mean_f1``,
+    the mean of the datasets' F1. ``coarse_rows`` (the same images unrefined) add
+    ``coarse_<key>`` and ``<name>/coarse_<key>`` (but no second n_images).
 
     Examples:
         >>> from crackrender.metrics import count_row
@@ -123,6 +124,8 @@ def validation_metrics(rows: np.ndarray, coarse_rows: np.ndarray | None = None,
         >>> m = validation_metrics(refined, coarse, names=["a", "b"])
         >>> m["iou_per_image"], m["a/iou"], m["b/iou"], m["a/coarse_iou"], m["n_images"], m["a/n_images"]
         (0.5, 1.0, 0.0, 0.0, 2.0, 1.0)
+        >>> m["dataset_mean_f1"], m["coarse_dataset_mean_f1"]
+        (0.5, 0.0)
     """
     out = {}
     for prefix, r in (("", rows), ("coarse_", coarse_rows)):
@@ -133,4 +136,7 @@ def validation_metrics(rows: np.ndarray, coarse_rows: np.ndarray | None = None,
         for scope, summary in scopes.items():
             out.update({f"{scope}{prefix}{k}": v for k, v in _logged(summary).items()
                         if not (prefix and k == "n_images")})
+        # each dataset's F1 counts once, however many images it has (issue 15's model choice)
+        per_dataset = [out[f"{scope}{prefix}f1"] for scope in scopes if scope]
+        out[f"{prefix}dataset_mean_f1"] = float(np.mean(per_dataset))
     return out
