@@ -17,8 +17,16 @@ FORMAT = "crackrender-model/1"
 
 
 def save_model(path: str | os.PathLike, model: SegmentationModel, *, half: bool = False, info: dict | None = None) -> Path:
-    """Write ``model``'s weights and config atomically; ``half`` stores float tensors as float16."""
+    """Write ``model``'s weights and config atomically; ``half`` stores float tensors as float16.
+    A model set up for inference (its BatchNorm folded, :func:`crackrender.inference.prepare_model`)
+    is refused: its state dict no longer matches its architecture."""
     from safetensors.torch import save
+
+    from crackrender.inference import is_folded
+
+    if is_folded(model):
+        raise CrackRenderError("cannot save a model whose BatchNorm was folded for inference: save the model "
+                               "as loaded or trained")
 
     state = {}
     for key, value in model.state_dict().items():

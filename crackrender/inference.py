@@ -65,6 +65,7 @@ def fold_batchnorm(model: nn.Module) -> int:
     """
     if model.training:
         raise ValueError("fold_batchnorm needs a model in eval mode: training updates BatchNorm's statistics")
+    model._batchnorm_folded = True  # checkpoint.save_model refuses it: the state dict changed shape
     folded = 0
     for parent in list(model.modules()):
         if isinstance(parent, nn.Sequential):
@@ -79,6 +80,11 @@ def fold_batchnorm(model: nn.Module) -> int:
                 setattr(parent, bn_name, nn.Identity())
                 folded += 1
     return folded
+
+
+def is_folded(model: nn.Module) -> bool:
+    """True for a model :func:`fold_batchnorm` went through (it may have folded none)."""
+    return getattr(model, "_batchnorm_folded", False)
 
 
 def _foldable(conv, bn) -> bool:

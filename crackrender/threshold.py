@@ -94,7 +94,7 @@ def calibrate(model_path: str | os.PathLike | None, splits: list[tuple[Path, str
     copy of the model with it in its info; returns what was recorded."""
     from tqdm import tqdm
 
-    from crackrender.checkpoint import save_model
+    from crackrender.checkpoint import load_model_and_info, save_model
     from crackrender.data.datasets import CrackDataset
     from crackrender.segment import Segmenter
 
@@ -113,6 +113,9 @@ def calibrate(model_path: str | os.PathLike | None, splits: list[tuple[Path, str
     record = {"threshold": threshold, "threshold_rule": RULE, "threshold_val_f1": f1,
               "threshold_f1_at_0.5": {n: float(f1_by_threshold(h)[BINS // 2]) for n, h in hists.items()},
               "threshold_splits": [f"{Path(r).name}:{s}" for r, s in splits]}
-    save_model(out, seg.model, half=seg.info["half"], info={**info, **record})
+    # the weights as the file holds them: the segmenter's copy is set up for inference (BatchNorm
+    # folded), which no longer matches the architecture's state dict
+    model, _ = load_model_and_info(seg.source, device="cpu")
+    save_model(out, model, half=seg.info["half"], info={**info, **record})
     return record
 

@@ -77,3 +77,14 @@ def test_pairs_of_unknown_order_are_left_alone():
     assert fold_batchnorm(model) == 1  # only the Sequential's own conv -> bn
     assert isinstance(model[0].bn, nn.BatchNorm2d)
     torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_folded_model_cannot_be_saved(tmp_path):
+    # its state dict has conv biases and no BatchNorm: a file of it would not load as its architecture
+    from crackrender.checkpoint import save_model
+    from crackrender.errors import CrackRenderError
+
+    model = prepare_model(tiny().eval(), "cpu")
+    with pytest.raises(CrackRenderError, match="folded for inference"):
+        save_model(tmp_path / "m.safetensors", model)
+    assert not (tmp_path / "m.safetensors").exists()
