@@ -65,7 +65,6 @@ def fold_batchnorm(model: nn.Module) -> int:
     """
     if model.training:
         raise ValueError("fold_batchnorm needs a model in eval mode: training updates BatchNorm's statistics")
-    model._batchnorm_folded = True  # checkpoint.save_model refuses it: the state dict changed shape
     folded = 0
     for parent in list(model.modules()):
         if isinstance(parent, nn.Sequential):
@@ -79,11 +78,13 @@ def fold_batchnorm(model: nn.Module) -> int:
                 setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
                 setattr(parent, bn_name, nn.Identity())
                 folded += 1
+    if folded:
+        model._batchnorm_folded = True  # checkpoint.save_model refuses it: the state dict changed shape
     return folded
 
 
 def is_folded(model: nn.Module) -> bool:
-    """True for a model :func:`fold_batchnorm` went through (it may have folded none)."""
+    """True for a model in which :func:`fold_batchnorm` folded at least one BatchNorm."""
     return getattr(model, "_batchnorm_folded", False)
 
 

@@ -88,3 +88,16 @@ def test_a_folded_model_cannot_be_saved(tmp_path):
     with pytest.raises(CrackRenderError, match="folded for inference"):
         save_model(tmp_path / "m.safetensors", model)
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_a_model_without_batchnorm_to_fold_stays_saveable(tmp_path):
+    from crackrender.checkpoint import save_model
+
+    model = tiny().eval()
+    for parent in list(model.modules()):  # as a model trained without BatchNorm would be
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.BatchNorm2d):
+                setattr(parent, name, nn.Identity())
+    assert fold_batchnorm(model) == 0
+    save_model(tmp_path / "m.safetensors", model)
+    assert (tmp_path / "m.safetensors").is_file()
