@@ -253,6 +253,24 @@ def test_select_by_is_checked():
         load_config(overrides=["trainer.select_by=loss"])
 
 
+def test_paste_settings_are_checked_and_reach_the_transform():
+    from crackrender.data.paste import PasteDistractors
+    from crackrender.data.transforms import train_transforms
+
+    cfg = load_config(overrides=["data.paste_distractors=0.6", "data.paste_families=shadow_edges,sawn_joints",
+                                 "data.paste_most=1"])["data"]
+    tf = train_transforms(64, "crop", (1.0, 1.0), 0.0, cfg["paste_distractors"], cfg["paste_families"],
+                          cfg["paste_most"])
+    (paste,) = [t for t in tf.transforms if isinstance(t, PasteDistractors)]
+    assert (paste.p, paste.families, paste.most) == (0.6, ("sawn_joints", "shadow_edges"), 1)
+    for bad, message in (("data.paste_families=paint", "unknown distractor family paint"),
+                         ("data.paste_families=none", "names no family"),
+                         ("data.paste_distractors=1.5", "must be a probability"),
+                         ("data.paste_most=0", "paste_most must be a whole number")):
+        with pytest.raises(CrackRenderError, match=message):
+            load_config(overrides=["data.paste_distractors=0.5", bad])
+
+
 def test_model_best_follows_select_by(tmp_path):
     """model-best is the validation with the highest select_by value, not the highest pooled mIoU;
     a run resumed under another select_by does not compare against the old quantity's best."""

@@ -105,13 +105,16 @@ def train_transforms(
     scale: tuple[float, float] = (0.5, 1.5),
     jitter: float = 0.3,
     paste: float = 0.0,
+    paste_families: str = "all",
+    paste_most: int = 2,
 ) -> v2.Compose:
     """Training augmentation producing ``size`` x ``size`` samples.
 
     ``mode="crop"`` keeps the native pixel scale up to a random zoom in ``scale`` and crops (thin
     cracks survive); ``mode="resize"`` resizes the whole image, as the paper does (256x256).
     ``paste``: the probability of drawing synthetic distractors (paint, joints, shadows...) into a
-    sample's background (:class:`crackrender.data.paste.PasteDistractors`), before colour jitter.
+    sample's background (:class:`crackrender.data.paste.PasteDistractors`), before colour jitter;
+    ``paste_families`` the families it draws from, one to ``paste_most`` of them a sample.
 
     Examples:
         >>> t = train_transforms(128)
@@ -132,7 +135,7 @@ def train_transforms(
     if paste > 0:
         from crackrender.data.paste import PasteDistractors
 
-        geometry.append(PasteDistractors(p=paste))
+        geometry.append(PasteDistractors(p=paste, families=paste_families, most=paste_most))
     return v2.Compose(
         geometry
         + [

@@ -27,6 +27,8 @@ DEFAULTS: dict = {
         "jitter": 0.3,
         "balance": True,        # draw each training dataset equally often
         "paste_distractors": 0.0,  # probability of pasting synthetic paint/joints/shadows into a sample's background
+        "paste_families": "all",   # which distractor families the paste draws from ("all" or "a,b,...")
+        "paste_most": 2,           # a pasted sample gets one to this many of them
         "samples_per_epoch": None,  # default: the size of the training set
         "batch_size": 16,
         "num_workers": 2,
@@ -126,7 +128,25 @@ def _validate(config: dict) -> None:
     if config["trainer"]["select_by"] not in SELECT_BY:
         raise CrackRenderError(f"trainer.select_by must be one of {', '.join(SELECT_BY)}, "
                                f"got {config['trainer']['select_by']!r}")
+    _validate_paste(data)
     if data["mode"] not in ("resize", "crop"):
         raise CrackRenderError(f"data.mode must be resize or crop, got {data['mode']!r}")
     if config["optim"]["name"] not in ("adam", "adamw", "sgd"):
         raise CrackRenderError(f"optim.name must be adam, adamw or sgd, got {config['optim']['name']!r}")
+
+
+def _validate_paste(data: dict) -> None:
+    from crackrender.data.distractors import parse_families
+
+    p = data["paste_distractors"]
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise CrackRenderError(f"data.paste_distractors must be a probability in [0, 1], got {p!r}")
+    try:
+        families = parse_families(data["paste_families"])
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise CrackRenderError(f"data.paste_families: {exc}") from None
+    if p > 0 and not families:
+        raise CrackRenderError("data.paste_families names no family, but data.paste_distractors > 0")
+    most = data["paste_most"]
+    if isinstance(most, bool) or not isinstance(most, int) or most < 1:
+        raise CrackRenderError(f"data.paste_most must be a whole number >= 1, got {most!r}")

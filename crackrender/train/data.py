@@ -60,7 +60,8 @@ class CrackDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         cfg = self.cfg
         if self.train_set is None and cfg["train"]:
-            tf = train_transforms(cfg["size"], cfg["mode"], tuple(cfg["scale"]), cfg["jitter"], cfg["paste_distractors"])
+            tf = train_transforms(cfg["size"], cfg["mode"], tuple(cfg["scale"]), cfg["jitter"], cfg["paste_distractors"],
+                                  cfg["paste_families"], cfg["paste_most"])
             self.train_set = CompositeDataset(_datasets(cfg["train"], tf))
         if self.val_set is None and cfg["val"]:
             members = _datasets(cfg["val"], eval_transforms(cfg["val_size"]), cfg["val_limit"])
