@@ -198,7 +198,7 @@ def segment(inputs: Annotated[list[Path], typer.Argument(help="images and/or fol
 
 @app.command("export")
 def export(paths: Annotated[list[Path], typer.Argument(help="[MODEL] OUT.onnx: the model file (default: the shipped model) and the ONNX file to write")],
-           int8: Annotated[bool, typer.Option("--int8", help="quantise the network to INT8, calibrated on --calibration; measured on the shipped model: -0.07 pt crack IoU on DeepCrack537, 1.2-1.4x faster than float32 (docs/deploy.md)")] = False,
+           int8: Annotated[bool, typer.Option("--int8", help="quantise the network to INT8, calibrated on --calibration; measured on v1: -0.07 pt crack IoU on DeepCrack537, 1.2-1.4x faster than float32 (docs/deploy.md)")] = False,
            calibration: Annotated[Optional[list[Path]], typer.Option("--calibration", help="with --int8: a dataset folder (its train split) or a folder of images; repeatable")] = None,
            calibration_images: Annotated[int, typer.Option(help="with --int8: this many calibration images, evenly spaced")] = 32,
            quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False):

@@ -87,14 +87,11 @@ def test_bad_settings(bad):
         create_model("cbprn", **TINY_CBPRN, **bad)
 
 
-def test_the_work_in_progress_v2_file_loads_and_predicts():
-    """weights-wip/ holds the best v2 weights so far (fp16), the start of the next training run."""
-    from pathlib import Path
+def test_the_shipped_v2_model_uses_the_fine_point_head():
+    """v2, the shipped model (MODEL.md), was trained with the head that reads the stem and the colour."""
+    from crackrender.weights import default_model_path
 
-    path = Path(__file__).resolve().parents[1] / "weights-wip" / "cbprn-v2-wip.safetensors"
-    if not path.is_file():
-        pytest.skip("no work-in-progress weights in this checkout")
-    model = load_model(path)
+    model = load_model(default_model_path())
     assert model.config["point_fine"] is True and model.config["band_share"] > 0
     pred = model.predict(torch.rand(1, 3, 45, 61))
     assert pred.mask.shape == (1, 45, 61) and torch.isfinite(pred.prob).all()
