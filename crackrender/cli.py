@@ -48,7 +48,8 @@ def data_synth(out: Annotated[Path, typer.Argument(help="folder to write images/
                seed: Annotated[int, typer.Option(help="random seed")] = 0,
                surface: Annotated[str, typer.Option(help="concrete or asphalt")] = "concrete",
                distractors: Annotated[str, typer.Option(help="hard negatives drawn as background: all, none, or family names, comma-separated (paint_lines, sawn_joints, shadow_edges, ...)")] = "none",
-               negatives: Annotated[float, typer.Option(help="share of scenes without cracks, 0-1")] = 0.0):
+               negatives: Annotated[float, typer.Option(help="share of scenes without cracks, 0-1")] = 0.0,
+               crack_widths: Annotated[str, typer.Option(help="LOW,HIGH: the range random crack widths are drawn from, in px (0.5-64)")] = "1,8"):
     """Write a synthetic crack dataset with exact masks, in the project's dataset layout
     (with --distractors also distractors/<stem>.png, the distractor pixels)."""
     from crackrender.data.synthetic import write_synthetic_dataset
@@ -56,8 +57,12 @@ def data_synth(out: Annotated[Path, typer.Argument(help="folder to write images/
     if n < 1:
         raise CrackRenderError(f"--n must be at least 1, got {n}")
     try:
+        low, high = (float(v) for v in crack_widths.split(","))
+    except ValueError:
+        raise CrackRenderError(f"--crack-widths must be LOW,HIGH in px, e.g. 1,8; got {crack_widths!r}") from None
+    try:
         root = write_synthetic_dataset(out, n, size=(width, height), seed=seed, surface=surface,
-                                       distractors=distractors, negatives=negatives)
+                                       distractors=distractors, negatives=negatives, width_range=(low, high))
     except ValueError as exc:
         raise CrackRenderError(str(exc)) from None
     typer.echo(f"wrote {n} synthetic image/mask pairs to {root}")

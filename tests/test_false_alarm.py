@@ -86,7 +86,10 @@ def test_commands_refuse_bad_options_in_one_line(tmp_path):
     for args in (("data", "falsealarm", tmp_path / "x", "--n", "0"),
                  ("data", "falsealarm", tmp_path / "x", "--width", "8"),
                  ("data", "synth", tmp_path / "y", "--distractors", "paint,lasers"),
-                 ("data", "synth", tmp_path / "y", "--negatives", "2")):
+                 ("data", "synth", tmp_path / "y", "--negatives", "2"),
+                 ("data", "synth", tmp_path / "y", "--crack-widths", "4"),
+                 ("data", "synth", tmp_path / "y", "--crack-widths", "4,90"),
+                 ("data", "synth", tmp_path / "y", "--crack-widths", "9,4")):
         res = run(*args)
         assert res.returncode == 2, args
         assert res.stderr.startswith("error:") and res.stderr.strip().count("\n") == 0, res.stderr
@@ -100,3 +103,16 @@ def test_synth_command_with_distractors_and_negatives(tmp_path):
     assert sum(not m.any() for m in masks) == 3
     assert len(list((tmp_path / "syn" / "distractors").iterdir())) == 6
     assert run("data", "check", tmp_path / "syn", "-q").returncode == 0
+
+
+def test_synth_command_draws_cracks_as_wide_as_asked(tmp_path):
+    """Wide cracks (issue 15): a set drawn at 12-16 px has masks far wider than the default 1-8 px."""
+    from crackrender.quantify import quantify_mask
+
+    def widest(folder):
+        return max(c.max_width_px for p in sorted((folder / "masks").iterdir()) for c in quantify_mask(read(p) > 0).cracks)
+
+    for name, extra in (("thin", ()), ("wide", ("--crack-widths", "12,16"))):
+        res = run("data", "synth", tmp_path / name, "--n", "3", "--width", "192", "--height", "160", *extra)
+        assert res.returncode == 0, res.stderr
+    assert widest(tmp_path / "thin") <= 9 < 11 <= widest(tmp_path / "wide")
