@@ -7,6 +7,7 @@ dataset-aggregated metrics of ``crackrender evaluate``. Prints one markdown tabl
 
     python benchmarks/compare_models.py shipped ~/runs/unet-v2/model-best.safetensors
     python benchmarks/compare_models.py a.safetensors --splits deepcrack537:test --limit 20
+    python benchmarks/compare_models.py shipped --straight-lines 0   # without segment's straight-line filter
 
 Test splits are for reporting once: choose models on the val splits (``--splits`` with :val).
 """
@@ -56,6 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split (evenly spaced)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--straight-lines", type=int, default=None,
+                        help="segment's straight-line filter, px (0: off; default: segment's default)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -66,21 +69,23 @@ def main(argv=None) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results: dict[str, dict] = {}
     for model in args.models:
-        seg = Segmenter.from_checkpoint(None if model == "shipped" else model, device=args.device)
+        lines = {} if args.straight_lines is None else {"straight_lines": args.straight_lines}
+        seg = Segmenter.from_checkpoint(None if model == "shipped" else model, device=args.device, **lines)
         name = "shipped" if model == "shipped" else str(model)
-        results[name] = {"threshold": seg.threshold, "splits": {}}
+        results[name] = {"threshold": seg.threshold, "straight_lines": seg.straight_lines, "splits": {}}
         for pair in args.splits:
             dataset, split = pair.split(":")
             results[name]["splits"][pair] = score_split(seg, args.data / dataset, split, args.limit)
     tests = [s for s in args.splits if s.endswith(":test")]
     for metric in METRICS:
         print(f"\n{metric} (dataset-aggregated; mean over the {len(tests)} test splits)\n")
-        print("| model | threshold | " + " | ".join(args.splits) + " | mean test |")
-        print("|---|---|" + "---|" * (len(args.splits) + 1))
+        print("| model | threshold | lines | " + " | ".join(args.splits) + " | mean test |")
+        print("|---|---|---|" + "---|" * (len(args.splits) + 1))
         for name, r in results.items():
             values = [r["splits"][s][metric] for s in args.splits]
             mean = sum(r["splits"][s][metric] for s in tests) / len(tests) if tests else float("nan")
             print(f"| {Path(name).name if name != 'shipped' else name} | {r['threshold']:.3f} | "
+                  f"{r['straight_lines'] or 'off'} | "
                   + " | ".join(f"{v:.3f}" for v in values) + f" | {mean:.3f} |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -10,6 +10,7 @@ megapixel by distractor family (each scene counts towards its three families).
     python benchmarks/false_alarm.py                          # shipped model, 60 scenes at 1920x1080
     python benchmarks/false_alarm.py --n 6                    # a quick look (about 1 min on a CPU)
     python benchmarks/false_alarm.py a.safetensors b.ckpt --device cuda --json fa.json
+    python benchmarks/false_alarm.py --straight-lines 0      # the model alone, no straight-line filter
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from crackrender.straight_lines import DEFAULT_MIN_LENGTH
 
 DEFAULT_CACHE = Path.home() / ".cache" / "crackrender" / "falsealarm"
 
@@ -38,12 +41,13 @@ def benchmark_set(cache: Path, n: int, size: tuple[int, int], seed: int) -> Path
     return write_false_alarm_set(root, n, size=size, seed=seed)
 
 
-def segment_set(model: str | None, root: Path, out: Path, device: str, bf16: bool) -> tuple[str, float]:
+def segment_set(model: str | None, root: Path, out: Path, device: str, bf16: bool,
+                straight_lines: int) -> tuple[str, float]:
     """Masks for every listed scene into ``out``; returns the model file and seconds per image."""
     from crackrender.io import read_image, write_mask
     from crackrender.segment import Segmenter
 
-    seg = Segmenter.from_checkpoint(model, device=device, bf16=bf16)
+    seg = Segmenter.from_checkpoint(model, device=device, bf16=bf16, straight_lines=straight_lines)
     stems = (root / "test.txt").read_text().split()
     start = time.perf_counter()
     for i, stem in enumerate(stems, 1):
@@ -78,10 +82,11 @@ def _f(x, digits=4) -> str:
 
 def markdown(results: list[dict], root: Path) -> str:
     lines = [f"False-alarm set: {root} ({results[0]['n_images']} scenes, {results[0]['crack_scenes']} with cracks)", "",
-             "| model | distractor share predicted crack | FP px per MP | crack IoU | crack F1 | s/image |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| model | straight lines dropped (px) | distractor share predicted crack | FP px per MP | crack IoU "
+             "| crack F1 | s/image |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        lines.append(f"| {r['model']} | {_f(r['distractor_share_predicted'])} | {r['fp_per_mp']:.0f} | "
+        lines.append(f"| {r['model']} | {r['straight_lines'] or 'off'} | {_f(r['distractor_share_predicted'])} | {r['fp_per_mp']:.0f} | "
                      f"{_f(r['crack_iou'])} | {_f(r['crack_f1'])} | {r['seconds_per_image']:.2f} |")
     families = list(results[0]["fp_per_mp_by_family"])
     lines += ["", "FP px per MP by distractor family (mean over the scenes holding it; each has three families):", "",
@@ -101,6 +106,8 @@ def main() -> None:
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="folder for the set and the predictions")
     p.add_argument("--device", default="auto")
     p.add_argument("--bf16", action="store_true")
+    p.add_argument("--straight-lines", type=int, default=DEFAULT_MIN_LENGTH,
+                   help="segment's straight-line filter, px (0: off)")
     p.add_argument("--json", type=Path, help="also write the results as JSON")
     args = p.parse_args()
 
@@ -111,10 +118,10 @@ def main() -> None:
         results = []
         for model in args.models or [None]:
             name = "shipped" if model is None else Path(model).stem
-            out = args.cache / "predictions" / root.name / f"{len(results)}-{name}"
-            source, seconds = segment_set(model, root, out, args.device, args.bf16)
+            out = args.cache / "predictions" / root.name / f"{len(results)}-{name}-lines{args.straight_lines}"
+            source, seconds = segment_set(model, root, out, args.device, args.bf16, args.straight_lines)
             results.append({"model": Path(source).name, "file": source, "seconds_per_image": seconds,
-                            **score(out, root)})
+                            "straight_lines": args.straight_lines, **score(out, root)})
     except (CrackRenderError, ValueError) as exc:
         sys.exit(f"error: {exc}")
     print(markdown(results, root))

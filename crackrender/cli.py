@@ -10,6 +10,7 @@ import typer
 
 from crackrender.errors import CrackRenderError
 from crackrender.io import DEFAULT_MAX_PIXELS
+from crackrender.straight_lines import DEFAULT_MIN_LENGTH
 from crackrender.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -179,6 +180,7 @@ def segment(inputs: Annotated[list[Path], typer.Argument(help="images and/or fol
             threshold: Annotated[Optional[float], typer.Option(help="crack where p >= THRESHOLD; default: the model file's own (crackrender calibrate), else 0.5")] = None,
             tile: Annotated[int, typer.Option(help=_TILE_HELP)] = DEFAULT_TILE,
             overlap: Annotated[int, typer.Option(help=_OVERLAP_HELP)] = DEFAULT_OVERLAP,
+            straight_lines: Annotated[int, typer.Option("--straight-lines", help="drop crack along straight lines at least this long (px): joints, paint and shadow edges; 0 keeps them (MODEL.md)")] = DEFAULT_MIN_LENGTH,
             max_pixels: Annotated[int, typer.Option("--max-pixels", help=_MAX_PIXELS_HELP)] = DEFAULT_MAX_PIXELS,
             resume: Annotated[bool, typer.Option("--resume", help="skip images whose outputs in OUT are complete (their sidecar lists them, same model and settings, input unchanged)")] = False,
             backend: Annotated[str, typer.Option(help="torch, or onnxruntime to run an exported --checkpoint MODEL.onnx (crackrender export; docs/deploy.md)")] = "torch",
@@ -192,7 +194,8 @@ def segment(inputs: Annotated[list[Path], typer.Argument(help="images and/or fol
     sidecars = segment_paths(inputs, checkpoint, out, device=device, bf16=bf16, alpha=alpha, beta=beta,
                              save_prob=prob, save_overlay=overlay, quantify=quantify, quantify_gsd=gsd,
                              split=split, progress=not quiet, threshold=threshold, resume=resume,
-                             tile=tile, overlap=overlap, max_pixels=_max_pixels(max_pixels), backend=backend)
+                             tile=tile, overlap=overlap, straight_lines=straight_lines,
+                             max_pixels=_max_pixels(max_pixels), backend=backend)
     for stem, s in sidecars.items():
         typer.echo(f"{stem}: {s['width']}x{s['height']}, {s['crack_pixels']} crack px, "
                    f"{s['refined_points']} points refined, {s['timings_s']['total']:.2f} s"

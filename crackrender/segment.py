@@ -30,6 +30,7 @@ import torch
 
 from crackrender.errors import CrackRenderError, InputError
 from crackrender.inference import image_to_tensor, prepare_model
+from crackrender.straight_lines import DEFAULT_MIN_LENGTH, check_min_length, drop_straight_lines
 from crackrender.threshold import DEFAULT_THRESHOLD, check_threshold, model_threshold
 from crackrender.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, Window, check_tiling, plan_tiles
 from crackrender.io import (DEFAULT_MAX_PIXELS, atomic_write_json, expand_inputs, index_by_stem, read_image,
@@ -81,25 +82,29 @@ class Segmenter:
 
     Images larger than ``tile`` px on a side run as overlapping tiles of at most ``tile`` x ``tile``
     px whose cores are kept (``overlap`` px of context on each side; see crackrender.tiling).
+    Crack along straight lines of at least ``straight_lines`` px (joints, paint and shadow edges)
+    is dropped from each tile's mask (crackrender.straight_lines; 0 keeps it).
     The model is only asked ``model.predict(x, timings=...)``, so any backend with that call works.
     """
 
     def __init__(self, model, device: torch.device, *, bf16: bool = False, source: str | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
+                 threshold: float = DEFAULT_THRESHOLD, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+                 straight_lines: int = DEFAULT_MIN_LENGTH):
         self.model, self.device, self.bf16 = model, device, bf16
         self.source = source  # the model file it was loaded from, for sidecars
         self.threshold = check_threshold(threshold)
         self.tile, self.overlap = check_tiling(tile, overlap)
+        self.straight_lines = check_min_length(straight_lines)
         self.info: dict = {}  # the model file's info, when loaded from one
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, *, device: str | None = None, bf16: bool = False,
                         alpha: float | None = None, beta: float | None = None,
                         threshold: float | None = None, tile: int = DEFAULT_TILE,
-                        overlap: int = DEFAULT_OVERLAP) -> "Segmenter":
+                        overlap: int = DEFAULT_OVERLAP, straight_lines: int = DEFAULT_MIN_LENGTH) -> "Segmenter":
         """Load a model file; ``path=None`` loads the model shipped with the package. The decision
         threshold is the file's own (``crackrender calibrate``; 0.5 for files without one) unless
-        ``threshold`` is given. ``tile`` and ``overlap``: see :class:`Segmenter`."""
+        ``threshold`` is given. ``tile``, ``overlap`` and ``straight_lines``: see :class:`Segmenter`."""
         from crackrender.checkpoint import load_model_and_info
         from crackrender.weights import default_model_path
 
@@ -108,9 +113,11 @@ class Segmenter:
         overrides = {k: v for k, v in (("alpha", alpha), ("beta", beta)) if v is not None}
         threshold = None if threshold is None else check_threshold(threshold)  # bad input before the load
         check_tiling(tile, overlap)
+        check_min_length(straight_lines)
         model, info = load_model_and_info(path, device=dev, **overrides)
         seg = cls(prepare_model(model, dev), dev, bf16=bf16, source=str(path),
-                  threshold=model_threshold(info) if threshold is None else threshold, tile=tile, overlap=overlap)
+                  threshold=model_threshold(info) if threshold is None else threshold, tile=tile, overlap=overlap,
+                  straight_lines=straight_lines)
         seg.info = info
         return seg
 
@@ -190,9 +197,11 @@ class Segmenter:
             pred = self.model.predict(x, timings=tile_timings)
         for k, v in tile_timings.items():
             timings[k] = timings.get(k, 0.0) + v
-        p = pred.prob[0][core.slices]
         # the models decide at p > 0.5; a calibrated threshold decides on the same probabilities
-        mask = (pred.mask[0][core.slices] if self.threshold == DEFAULT_THRESHOLD else p >= self.threshold).cpu().numpy()
+        tile_mask = (pred.mask[0] if self.threshold == DEFAULT_THRESHOLD else pred.prob[0] >= self.threshold).cpu().numpy()
+        # lines are found on the whole tile, so its context shows how far a line runs beyond the core
+        mask = drop_straight_lines(tile_mask, self.straight_lines)[core.slices]
+        p = pred.prob[0][core.slices]
         prob = None
         if prob_dtype == np.uint8:
             prob = torch.round(p.float() * 255).to(torch.uint8).cpu().numpy()
@@ -212,6 +221,7 @@ class Segmenter:
             "alpha": getattr(self.model, "alpha", None),  # only CBPRN refines an [alpha, beta] band
             "beta": getattr(self.model, "beta", None),
             "threshold": self.threshold,
+            "straight_lines": self.straight_lines,
             "refined_points": refined,
             "crack_pixels": crack_pixels,
             "timings_s": {k: round(v, 4) for k, v in timings.items()},
@@ -382,7 +392,7 @@ def run_settings(seg: Segmenter) -> dict:
     return {"checkpoint": seg.source, "model": getattr(seg.model, "config", None),
             "dtype": str(seg.dtype).removeprefix("torch."), "alpha": getattr(seg.model, "alpha", None),
             "beta": getattr(seg.model, "beta", None), "threshold": seg.threshold, "tile": seg.tile,
-            "overlap": seg.overlap}
+            "overlap": seg.overlap, "straight_lines": seg.straight_lines}
 
 
 def _now_or_later(pool, fn, *args) -> Future:
@@ -402,14 +412,15 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
                   save_prob: bool = False, save_overlay: bool = False, quantify_gsd: float | None = None,
                   quantify: bool = False, split: str | None = None, progress: bool = True,
                   threshold: float | None = None, resume: bool = False, prefetch: int = 1,
-                  tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+                  tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, straight_lines: int = DEFAULT_MIN_LENGTH,
                   max_pixels: int | None = DEFAULT_MAX_PIXELS, backend: str = "torch") -> dict[str, dict]:
     """Segment every image in ``inputs`` (files and folders) into ``out_dir`` (see :class:`ResultWriter`).
     ``backend="onnxruntime"`` runs an exported ``checkpoint`` (.onnx, ``crackrender export``) instead.
 
     An unreadable image is reported and skipped; the others are still written. ``checkpoint=None``
     uses the shipped model. With ``split``, each input is a dataset folder and only the images its
-    ``<split>.txt`` lists are segmented. ``threshold=None`` uses the model file's own threshold.
+    ``<split>.txt`` lists are segmented. ``threshold=None`` uses the model file's own threshold;
+    ``straight_lines``: see :class:`Segmenter`.
     GeoTIFFs and TIFFs too large to decode whole run window by window into GeoTIFFs
     (crackrender.geotiff says which).
 
@@ -430,6 +441,7 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
 
     if prefetch < 0:
         raise InputError(f"prefetch must be 0 or more images, got {prefetch}")
+    check_min_length(straight_lines)  # a bad setting before any file is looked at
     files = split_images(inputs, split) if split else expand_inputs(inputs, "images")
     paths = list(index_by_stem(files, "inputs").values())
     writer = ResultWriter(out_dir, prob=save_prob, overlay=save_overlay, quantify=quantify, gsd=quantify_gsd)
@@ -445,10 +457,11 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
         from crackrender.deploy import onnx_segmenter
 
         seg = onnx_segmenter(checkpoint, device=device, bf16=bf16, alpha=alpha, beta=beta, threshold=threshold,
-                             tile=tile, overlap=overlap)
+                             tile=tile, overlap=overlap, straight_lines=straight_lines)
     elif backend == "torch":
         seg = Segmenter.from_checkpoint(checkpoint, device=device, bf16=bf16, alpha=alpha, beta=beta,
-                                        threshold=threshold, tile=tile, overlap=overlap)
+                                        threshold=threshold, tile=tile, overlap=overlap,
+                                        straight_lines=straight_lines)
     else:
         raise InputError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
     sidecars: dict[str, dict | None] = {p.stem: None for p in paths}

@@ -90,7 +90,7 @@ def test_resume_skips_complete_images_and_redoes_the_rest(model_file, photos, tm
 
 
 @pytest.mark.parametrize("change", [dict(threshold=0.46), dict(save_prob=True), dict(quantify=True, quantify_gsd=0.2),
-                                    dict(alpha=0.2)])
+                                    dict(alpha=0.2), dict(straight_lines=0)])
 def test_resume_redoes_images_made_with_other_settings(model_file, photos, tmp_path, change):
     out = tmp_path / "out"
     run(model_file, photos, out, quantify=True)

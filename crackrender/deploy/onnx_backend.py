@@ -26,6 +26,7 @@ from crackrender.errors import CrackRenderError, InputError
 from crackrender.models.base import Prediction, Stopwatch, check_images, crop_to_image, pad_to_multiple
 from crackrender.models.cbprn import CBPRN
 from crackrender.ops.heatmap_inference import check_band
+from crackrender.straight_lines import DEFAULT_MIN_LENGTH, check_min_length
 from crackrender.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling
 
 
@@ -143,10 +144,11 @@ class OnnxCBPRN:
 
 def onnx_segmenter(path: str | os.PathLike, *, device: str | None = None, bf16: bool = False,
                    alpha: float | None = None, beta: float | None = None, threshold: float | None = None,
-                   threads: int | None = None, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
+                   threads: int | None = None, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+                   straight_lines: int = DEFAULT_MIN_LENGTH):
     """A :class:`~crackrender.segment.Segmenter` over an exported model: tiling (``tile``,
-    ``overlap``), threshold and outputs as with PyTorch. The threshold is the exported model
-    file's own unless given."""
+    ``overlap``), threshold, straight-line filter and outputs as with PyTorch. The threshold is
+    the exported model file's own unless given."""
     from crackrender.segment import Segmenter
     from crackrender.threshold import check_threshold
 
@@ -160,8 +162,10 @@ def onnx_segmenter(path: str | os.PathLike, *, device: str | None = None, bf16: 
                                f"{'no model' if path is None else path}")
     threshold = None if threshold is None else check_threshold(threshold)  # bad input before the load
     check_tiling(tile, overlap)
+    check_min_length(straight_lines)
     model = OnnxCBPRN(path, alpha=alpha, beta=beta, threads=threads)
     seg = Segmenter(model, torch.device("cpu"), source=str(path),
-                    threshold=model.threshold if threshold is None else threshold, tile=tile, overlap=overlap)
+                    threshold=model.threshold if threshold is None else threshold, tile=tile, overlap=overlap,
+                    straight_lines=straight_lines)
     seg.info = model.info
     return seg
