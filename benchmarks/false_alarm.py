@@ -98,7 +98,8 @@ def markdown(results: list[dict], root: Path) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("models", nargs="*", help="model files (.safetensors or .ckpt); default: the shipped model")
+    p.add_argument("models", nargs="*",
+                   help="model files (.safetensors or .ckpt), 'shipped' for the package's model (the default)")
     p.add_argument("--n", type=int, default=60, help="scenes (half with cracks)")
     p.add_argument("--width", type=int, default=1920)
     p.add_argument("--height", type=int, default=1080)
@@ -116,7 +117,7 @@ def main() -> None:
     try:
         root = benchmark_set(args.cache, args.n, (args.width, args.height), args.seed)
         results = []
-        for model in args.models or [None]:
+        for model in [None if m == "shipped" else m for m in args.models] or [None]:
             name = "shipped" if model is None else Path(model).stem
             out = args.cache / "predictions" / root.name / f"{len(results)}-{name}-lines{args.straight_lines}"
             source, seconds = segment_set(model, root, out, args.device, args.bf16, args.straight_lines)

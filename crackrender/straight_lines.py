@@ -7,9 +7,12 @@ probabilistic Hough transform, and every stretch of it that stays within a pixel
 straight line for at least ``min_length`` pixels (allowing gaps of up to ``_MAX_GAP``) is removed,
 over the width the mask has there. A crack that crosses such a line keeps all but the crossing.
 
-Measured on the val splits (MODEL.md, 'Straight-line filter'): at 200 px no crack pixels of the
-six val splits are lost, while the false alarms on road markings of UAV-CrackX fall by a quarter.
-The price: a crack that runs dead straight for ``min_length`` pixels is taken for a joint.
+Measured (MODEL.md, 'Straight-line filter'): 200 px gave the best mean val F1 over the six
+datasets (150, 200 and 250 tried); it leaves CRACK500, DeepCrack537, CFD and masonry val unchanged,
+raises UAV-CrackX and kaggle-uav, and cuts the distractor pixels called crack on the false-alarm set
+about threefold. The price: a crack that runs dead straight for ``min_length`` pixels is taken for a
+joint (applied to the datasets' own masks it removes 0.02-0.8% of their crack pixels, 2.3% on
+masonry's small crops).
 """
 
 from __future__ import annotations
