@@ -15,7 +15,6 @@ a gain here is weak evidence on its own; a loss is a warning.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from crackrender.data.synthetic import render_crack_scene
+    from crackrender.io import atomic_write_json
     from crackrender.metrics import confusion, scores
     from crackrender.segment import Segmenter
 
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     for n, s in summary.items():
         print(f"| {n} | {s['iou']:.3f} | {s['precision']:.3f} | {s['recall']:.3f} |")
     if args.json:
-        args.json.write_text(json.dumps({"scenes": rows, "pooled": summary}, indent=2))
+        atomic_write_json(args.json, {"scenes": rows, "pooled": summary})
     return 0
 
 
