@@ -15,7 +15,6 @@ Test splits are for reporting once: choose models on the val splits (``--splits`
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -64,14 +63,16 @@ def main(argv=None) -> int:
 
     import torch
 
+    from crackrender.io import atomic_write_json
     from crackrender.segment import Segmenter
+    from crackrender.weights import model_label, model_path
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results: dict[str, dict] = {}
     for model in args.models:
         lines = {} if args.straight_lines is None else {"straight_lines": args.straight_lines}
-        seg = Segmenter.from_checkpoint(None if model == "shipped" else model, device=args.device, **lines)
-        name = "shipped" if model == "shipped" else str(model)
+        seg = Segmenter.from_checkpoint(model_path(model), device=args.device, **lines)
+        name = str(model)
         results[name] = {"threshold": seg.threshold, "straight_lines": seg.straight_lines, "splits": {}}
         for pair in args.splits:
             dataset, split = pair.split(":")
@@ -84,11 +85,11 @@ def main(argv=None) -> int:
         for name, r in results.items():
             values = [r["splits"][s][metric] for s in args.splits]
             mean = sum(r["splits"][s][metric] for s in tests) / len(tests) if tests else float("nan")
-            print(f"| {Path(name).name if name != 'shipped' else name} | {r['threshold']:.3f} | "
+            print(f"| {model_label(name)} | {r['threshold']:.3f} | "
                   f"{r['straight_lines'] or 'off'} | "
                   + " | ".join(f"{v:.3f}" for v in values) + f" | {mean:.3f} |")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        atomic_write_json(args.json, results)
     return 0
 
 

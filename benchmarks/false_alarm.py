@@ -113,12 +113,13 @@ def main() -> None:
     args = p.parse_args()
 
     from crackrender.errors import CrackRenderError
+    from crackrender.weights import model_label, model_path
 
     try:
         root = benchmark_set(args.cache, args.n, (args.width, args.height), args.seed)
         results = []
-        for model in [None if m == "shipped" else m for m in args.models] or [None]:
-            name = "shipped" if model is None else Path(model).stem
+        for model in [model_path(m) for m in args.models] or [None]:
+            name = Path(model_label(model)).stem
             out = args.cache / "predictions" / root.name / f"{len(results)}-{name}-lines{args.straight_lines}"
             source, seconds = segment_set(model, root, out, args.device, args.bf16, args.straight_lines)
             results.append({"model": Path(source).name, "file": source, "seconds_per_image": seconds,

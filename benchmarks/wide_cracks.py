@@ -34,9 +34,10 @@ def main(argv=None) -> int:
     from crackrender.io import atomic_write_json
     from crackrender.metrics import confusion, scores
     from crackrender.segment import Segmenter
+    from crackrender.weights import model_label, model_path
 
-    names = [m if m == "shipped" else Path(m).name for m in args.models]
-    segmenters = [Segmenter.from_checkpoint(None if m == "shipped" else m, device=args.device) for m in args.models]
+    names = [model_label(m) for m in args.models]
+    segmenters = [Segmenter.from_checkpoint(model_path(m), device=args.device) for m in args.models]
     pooled = [{"tp": 0, "fp": 0, "fn": 0, "tn": 0} for _ in args.models]
     rows = []
     print("| seed | surface | widest crack (px) | " + " | ".join(f"{n} IoU | {n} recall" for n in names) + " |")

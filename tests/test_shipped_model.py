@@ -99,6 +99,16 @@ def test_missing_shipped_model_is_a_one_line_error(monkeypatch):
         weights.default_model_path()
 
 
+def test_benchmarks_name_the_shipped_model_shipped(segmenter):
+    from crackrender.weights import model_label, model_path
+
+    # 'shipped' (what the benchmarks take) loads the same file as no model argument
+    assert model_path("shipped") is None and model_path(None) is None
+    assert Segmenter.from_checkpoint(model_path("shipped")).source == segmenter.source
+    assert model_path("runs/shipped") == Path("runs/shipped")  # a file of that name is a file
+    assert model_label("shipped") == "shipped" and model_label(Path("runs/v3.safetensors")) == "v3.safetensors"
+
+
 @pytest.mark.slow
 def test_evaluate_reproduces_model_card_deepcrack537_test(tmp_path):
     """`segment` + `evaluate` on the official test split give the model card's numbers (0.5 pt)."""

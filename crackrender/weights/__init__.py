@@ -3,11 +3,13 @@ executing code, so ``crackrender segment photo.jpg`` works offline with no model
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from crackrender.errors import CrackRenderError
 
 DEFAULT_MODEL_NAME = "cbprn-light.safetensors"
+SHIPPED = "shipped"  # what benchmarks take on their command line for the packaged model
 
 
 def default_model_path() -> Path:
@@ -17,3 +19,15 @@ def default_model_path() -> Path:
         raise CrackRenderError(f"the shipped model {path} is missing from this installation; "
                                f"reinstall crackrender or pass --checkpoint MODEL")
     return path
+
+
+def model_path(name: str | os.PathLike | None) -> Path | None:
+    """The model file ``name`` stands for: None for the shipped model (``None`` or 'shipped'),
+    which ``Segmenter.from_checkpoint`` and ``load_model`` read as the packaged file."""
+    return None if name is None or str(name) == SHIPPED else Path(name)
+
+
+def model_label(name: str | os.PathLike | None) -> str:
+    """A short name for tables: 'shipped', or the model file's name."""
+    path = model_path(name)
+    return SHIPPED if path is None else path.name
