@@ -163,8 +163,10 @@ def assert_same_predictions(model, x: torch.Tensor, expected) -> None:
             # counts of pixels in a band: one sitting on the band's edge within rounding may move
             assert np.all(np.abs(got[key] - expected[key]) <= np.maximum(1, expected[key] // 500)), key
         else:
-            # identical up to float rounding: the thread count changes BLAS's summation order
-            np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-5, err_msg=key)
+            # identical up to float rounding: the thread count and the CPU change BLAS's summation
+            # order (seen: 1.1e-5 on one pixel of pointrend-refinenet's coarse map); a changed model
+            # moves probabilities by far more than 1e-4
+            np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-4, err_msg=key)
 
 
 # settings a model gained after the legacy files were made, with their defaults
