@@ -55,6 +55,41 @@ def test_overrides(tmp_path):
         load_config(None, ["data.mode=stretch"])
 
 
+def test_config_base_chain(tmp_path):
+    (tmp_path / "parent.yaml").write_text(
+        "name: parent\nmodel: {name: cbprn, backbone: resnet18, edge_dim: 32}\n"
+        "data: {train: [{root: a, split: train}, {root: b, split: train}], batch_size: 8}\n"
+        "optim: {lr: 0.001, name: adamw}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text(
+        "base: ../parent.yaml\nname: child\ndata: {train: [{root: c, split: train}]}\noptim: {lr: 0.0002}\n")
+    child = load_config(tmp_path / "sub" / "child.yaml", ["data.batch_size=4"])
+    assert child["name"] == "child" and child["optim"] == {**DEFAULTS["optim"], "name": "adamw", "lr": 0.0002}
+    assert child["data"]["train"] == [{"root": "c", "split": "train"}]  # lists are replaced whole
+    assert child["data"]["batch_size"] == 4 and child["model"]["edge_dim"] == 32  # override last; the rest inherited
+    # a file that names another model does not inherit the base model's keywords
+    (tmp_path / "unet.yaml").write_text("base: parent.yaml\nmodel: {name: unet, backbone: resnet34}\n")
+    assert load_config(tmp_path / "unet.yaml")["model"] == {"name": "unet", "backbone": "resnet34"}
+    (tmp_path / "loop_a.yaml").write_text("base: loop_b.yaml\n")
+    (tmp_path / "loop_b.yaml").write_text("base: loop_a.yaml\n")
+    with pytest.raises(CrackRenderError, match="loops back"):
+        load_config(tmp_path / "loop_a.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(CrackRenderError, match="nowhere.yaml does not exist"):
+        load_config(tmp_path / "orphan.yaml")
+
+
+def test_derived_configs_name_their_base():
+    # the stage configs differ from their base in a few values; those values are what make each stage
+    focus = load_config(ROOT / "configs" / "cbprn_v3_focus.yaml")
+    wide = load_config(ROOT / "configs" / "cbprn_v2_wide.yaml")
+    assert focus["model"] == wide["model"] and focus["data"]["paste_families"] == wide["data"]["paste_families"]
+    assert (focus["optim"]["lr"], wide["optim"]["lr"]) == (1.5e-4, 3.0e-4)
+    peer = load_config(ROOT / "configs" / "unet_v2_wide.yaml")
+    assert peer["model"] == {"name": "unet", "backbone": "resnet18"} and peer["init"] is None
+    assert peer["data"] == wide["data"] and peer["optim"] == wide["optim"]
+
+
 def test_warmup_then_poly():
     total, warm = 100, 10
     lrs = [warmup_poly(s, total, warm, 0.9) for s in range(total)]

@@ -105,14 +105,41 @@ def read_config_file(path: str | os.PathLike) -> dict:
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """DEFAULTS, then the YAML file, then each override in order."""
+    """DEFAULTS, then the YAML file (after the files it is based on, ``base:``), then each override in order."""
     config = copy.deepcopy(DEFAULTS)
     if path is not None:
-        config = _merge(config, read_config_file(path), "")
+        for layer in _file_layers(Path(path)):
+            if _renames_model(config, layer):
+                # the new model brings its own keywords; the base's (a CBPRN's edge_dim for a UNet) must not leak
+                config["model"] = {}
+            config = _merge(config, layer, "")
     for text in overrides:
         config = _merge(config, parse_override(text), "")
     _validate(config)
     return config
+
+
+def _file_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[dict]:
+    """The config file and the files it is based on (``base: other.yaml``, relative to the file),
+    base first: each later file's keys replace the earlier's, mappings key by key, lists whole."""
+    key = path.resolve()
+    if key in seen:
+        raise CrackRenderError(f"config {path}: its base chain loops back to {path.name}")
+    layer = read_config_file(path)
+    base = layer.pop("base", None)
+    if base is None:
+        return [layer]
+    if not isinstance(base, str) or not base:
+        raise CrackRenderError(f"config {path}: base must name a YAML file, got {base!r}")
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise CrackRenderError(f"config {path}: its base {base_path} does not exist")
+    return [*_file_layers(base_path, (*seen, key)), layer]
+
+
+def _renames_model(config: dict, layer: dict) -> bool:
+    model = layer.get("model")
+    return isinstance(model, dict) and "name" in model and model["name"] != config["model"].get("name")
 
 
 def _validate(config: dict) -> None:
