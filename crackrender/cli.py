@@ -249,6 +249,20 @@ def calibrate(out: Annotated[Path, typer.Argument(help="model file to write: the
     typer.echo(f"wrote {out}")
 
 
+@app.command("average")
+def average(out: Annotated[Path, typer.Argument(help="model file to write")],
+            models: Annotated[list[Path], typer.Argument(help="two or more model files of one architecture")],
+            half: Annotated[bool, typer.Option("--half", help="store float16 weights (half the size)")] = False):
+    """Write the even mean of several models' weights (e.g. a fine-tuned model and its start);
+    calibrate the result's threshold afterwards."""
+    from crackrender.averaging import average_models
+
+    if out.resolve() in {m.resolve() for m in models}:
+        raise CrackRenderError(f"{out} is one of the models to average: write the mean to another file")
+    average_models(models, out, half=half)
+    typer.echo(f"wrote {out}: the mean of {len(models)} models (no threshold: run crackrender calibrate on it)")
+
+
 @app.command("demo")
 def demo(out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("crackrender-demo"),
          width: Annotated[int, typer.Option(help="scene width in pixels")] = 2048,
