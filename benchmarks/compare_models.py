@@ -8,6 +8,7 @@ dataset-aggregated metrics of ``crackrender evaluate``. Prints one markdown tabl
     python benchmarks/compare_models.py shipped ~/runs/unet-v2/model-best.safetensors
     python benchmarks/compare_models.py a.safetensors --splits deepcrack537:test --limit 20
     python benchmarks/compare_models.py shipped --straight-lines 0   # without segment's straight-line filter
+    python benchmarks/compare_models.py shipped --flips 2 --scales 0.75,1,1.25   # with test-time views
 
 Test splits are for reporting once: choose models on the val splits (``--splits`` with :val).
 """
@@ -58,6 +59,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--straight-lines", type=int, default=None,
                         help="segment's straight-line filter, px (0: off; default: segment's default)")
+    parser.add_argument("--flips", type=int, default=1, help="segment's test-time flips (1, 2, 4 or 8)")
+    parser.add_argument("--scales", default="1", help="segment's test-time scales, e.g. 0.75,1,1.25")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -71,9 +74,11 @@ def main(argv=None) -> int:
     results: dict[str, dict] = {}
     for model in args.models:
         lines = {} if args.straight_lines is None else {"straight_lines": args.straight_lines}
-        seg = Segmenter.from_checkpoint(model_path(model), device=args.device, **lines)
+        seg = Segmenter.from_checkpoint(model_path(model), device=args.device, flips=args.flips, scales=args.scales,
+                                        **lines)
         name = str(model)
-        results[name] = {"threshold": seg.threshold, "straight_lines": seg.straight_lines, "splits": {}}
+        results[name] = {"threshold": seg.threshold, "straight_lines": seg.straight_lines, "flips": seg.flips,
+                         "scales": list(seg.scales), "splits": {}}
         for pair in args.splits:
             dataset, split = pair.split(":")
             results[name]["splits"][pair] = score_split(seg, args.data / dataset, split, args.limit)

@@ -11,6 +11,7 @@ megapixel by distractor family (each scene counts towards its three families).
     python benchmarks/false_alarm.py --n 6                    # a quick look (about 1 min on a CPU)
     python benchmarks/false_alarm.py a.safetensors b.ckpt --device cuda --json fa.json
     python benchmarks/false_alarm.py --straight-lines 0      # the model alone, no straight-line filter
+    python benchmarks/false_alarm.py --flips 2 --scales 0.75,1,1.25   # with test-time views
 """
 
 from __future__ import annotations
@@ -42,12 +43,12 @@ def benchmark_set(cache: Path, n: int, size: tuple[int, int], seed: int) -> Path
 
 
 def segment_set(model: str | None, root: Path, out: Path, device: str, bf16: bool,
-                straight_lines: int) -> tuple[str, float]:
+                straight_lines: int, views: dict) -> tuple[str, float]:
     """Masks for every listed scene into ``out``; returns the model file and seconds per image."""
     from crackrender.io import read_image, write_mask
     from crackrender.segment import Segmenter
 
-    seg = Segmenter.from_checkpoint(model, device=device, bf16=bf16, straight_lines=straight_lines)
+    seg = Segmenter.from_checkpoint(model, device=device, bf16=bf16, straight_lines=straight_lines, **views)
     stems = (root / "test.txt").read_text().split()
     start = time.perf_counter()
     for i, stem in enumerate(stems, 1):
@@ -109,6 +110,8 @@ def main() -> None:
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--straight-lines", type=int, default=DEFAULT_MIN_LENGTH,
                    help="segment's straight-line filter, px (0: off)")
+    p.add_argument("--flips", type=int, default=1, help="segment's test-time flips (1, 2, 4 or 8)")
+    p.add_argument("--scales", default="1", help="segment's test-time scales, e.g. 0.75,1,1.25")
     p.add_argument("--json", type=Path, help="also write the results as JSON")
     args = p.parse_args()
 
@@ -120,10 +123,12 @@ def main() -> None:
         results = []
         for model in [model_path(m) for m in args.models] or [None]:
             name = Path(model_label(model)).stem
-            out = args.cache / "predictions" / root.name / f"{len(results)}-{name}-lines{args.straight_lines}"
-            source, seconds = segment_set(model, root, out, args.device, args.bf16, args.straight_lines)
+            views = {"flips": args.flips, "scales": args.scales}
+            tag = "" if (args.flips, args.scales) == (1, "1") else f"-flips{args.flips}-scales{args.scales}"
+            out = args.cache / "predictions" / root.name / f"{len(results)}-{name}-lines{args.straight_lines}{tag}"
+            source, seconds = segment_set(model, root, out, args.device, args.bf16, args.straight_lines, views)
             results.append({"model": Path(source).name, "file": source, "seconds_per_image": seconds,
-                            "straight_lines": args.straight_lines, **score(out, root)})
+                            "straight_lines": args.straight_lines, **views, **score(out, root)})
     except (CrackRenderError, ValueError) as exc:
         sys.exit(f"error: {exc}")
     print(markdown(results, root))

@@ -181,6 +181,8 @@ def segment(inputs: Annotated[list[Path], typer.Argument(help="images and/or fol
             tile: Annotated[int, typer.Option(help=_TILE_HELP)] = DEFAULT_TILE,
             overlap: Annotated[int, typer.Option(help=_OVERLAP_HELP)] = DEFAULT_OVERLAP,
             straight_lines: Annotated[int, typer.Option("--straight-lines", help="drop crack along straight lines at least this long (px): joints, paint and shadow edges; 0 keeps them (MODEL.md)")] = DEFAULT_MIN_LENGTH,
+            flips: Annotated[int, typer.Option("--flips", help="average the probability over 1, 2, 4 or 8 flipped views of each tile (each view one more model pass; MODEL.md, 'Test-time views')")] = 1,
+            scales: Annotated[str, typer.Option("--scales", help="and over the tile resized by each of these factors, e.g. 0.75,1,1.25 (a view at scale s costs about s^2 passes)")] = "1",
             max_pixels: Annotated[int, typer.Option("--max-pixels", help=_MAX_PIXELS_HELP)] = DEFAULT_MAX_PIXELS,
             resume: Annotated[bool, typer.Option("--resume", help="skip images whose outputs in OUT are complete (their sidecar lists them, same model and settings, input unchanged)")] = False,
             backend: Annotated[str, typer.Option(help="torch, or onnxruntime to run an exported --checkpoint MODEL.onnx (crackrender export; docs/deploy.md)")] = "torch",
@@ -194,8 +196,8 @@ def segment(inputs: Annotated[list[Path], typer.Argument(help="images and/or fol
     sidecars = segment_paths(inputs, checkpoint, out, device=device, bf16=bf16, alpha=alpha, beta=beta,
                              save_prob=prob, save_overlay=overlay, quantify=quantify, quantify_gsd=gsd,
                              split=split, progress=not quiet, threshold=threshold, resume=resume,
-                             tile=tile, overlap=overlap, straight_lines=straight_lines,
-                             max_pixels=_max_pixels(max_pixels), backend=backend)
+                             tile=tile, overlap=overlap, straight_lines=straight_lines, flips=flips,
+                             scales=scales, max_pixels=_max_pixels(max_pixels), backend=backend)
     for stem, s in sidecars.items():
         typer.echo(f"{stem}: {s['width']}x{s['height']}, {s['crack_pixels']} crack px, "
                    f"{s['refined_points']} points refined, {s['timings_s']['total']:.2f} s"
@@ -230,21 +232,27 @@ def calibrate(out: Annotated[Path, typer.Argument(help="model file to write: the
               checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="model file; default: the shipped model")] = None,
               limit: Annotated[Optional[int], typer.Option(help="at most this many images per split, evenly spaced")] = None,
               device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+              flips: Annotated[int, typer.Option("--flips", help="choose it for segment with these test-time flips (recorded for them only)")] = 1,
+              scales: Annotated[str, typer.Option("--scales", help="and these scales, e.g. 0.75,1,1.25")] = "1",
               quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False):
     """Choose a model's decision threshold on validation splits (the one maximising the mean F1
-    over datasets) and write the model with it: segment, demo and the Python API then use it."""
+    over datasets) and write the model with it: segment, demo and the Python API then use it.
+    With --flips/--scales it is chosen for those test-time views and used whenever they are."""
+    from crackrender.test_time_views import check_flips, check_scales
     from crackrender.threshold import calibrate as run_calibration
 
+    flips, views = check_flips(flips), check_scales(scales)  # bad settings before any folder is looked at
     splits = []
     for spec in val:
         root, _, split = spec.partition(":") if not Path(spec).is_dir() else (spec, "", "")
         if not Path(root).is_dir():
             raise CrackRenderError(f"--val {spec}: no dataset folder {root}")
         splits.append((Path(root), split or "val"))
-    record = run_calibration(checkpoint, splits, out, limit=limit, device=device, progress=not quiet)
+    record = run_calibration(checkpoint, splits, out, limit=limit, device=device, progress=not quiet,
+                             flips=flips, scales=views)
     per = ", ".join(f"{k} {v:.3f}" for k, v in record["threshold_val_f1"].items())
     at_half = ", ".join(f"{k} {v:.3f}" for k, v in record["threshold_f1_at_0.5"].items())
-    typer.echo(f"threshold {record['threshold']:.3f} ({record['threshold_rule']})")
+    typer.echo(f"threshold {record['threshold']:.3f} for {record['views']} ({record['threshold_rule']})")
     typer.echo(f"val F1 there: {per}; at 0.5: {at_half}")
     typer.echo(f"wrote {out}")
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from crackrender.errors import CrackRenderError, InputError
+from crackrender.test_time_views import ViewAveraged, check_flips, check_scales, is_plain
 from crackrender.inference import image_to_tensor, prepare_model
 from crackrender.straight_lines import DEFAULT_MIN_LENGTH, check_min_length, drop_straight_lines
 from crackrender.threshold import DEFAULT_THRESHOLD, check_threshold, model_threshold
@@ -83,14 +84,18 @@ class Segmenter:
     Images larger than ``tile`` px on a side run as overlapping tiles of at most ``tile`` x ``tile``
     px whose cores are kept (``overlap`` px of context on each side; see crackrender.tiling).
     Crack along straight lines of at least ``straight_lines`` px (joints, paint and shadow edges)
-    is dropped from each tile's mask (crackrender.straight_lines; 0 keeps it).
+    is dropped from each tile's mask (crackrender.straight_lines; 0 keeps it). ``flips`` and
+    ``scales`` average each tile's probability over flipped and rescaled views of it
+    (crackrender.test_time_views; the default, 1 and (1.0,), is the tile alone).
     The model is only asked ``model.predict(x, timings=...)``, so any backend with that call works.
     """
 
     def __init__(self, model, device: torch.device, *, bf16: bool = False, source: str | None = None,
                  threshold: float = DEFAULT_THRESHOLD, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
-                 straight_lines: int = DEFAULT_MIN_LENGTH):
-        self.model, self.device, self.bf16 = model, device, bf16
+                 straight_lines: int = DEFAULT_MIN_LENGTH, flips: int = 1, scales=(1.0,)):
+        self.flips, self.scales = check_flips(flips), check_scales(scales)
+        self.model = model if is_plain(self.flips, self.scales) else ViewAveraged(model, self.flips, self.scales)
+        self.device, self.bf16 = device, bf16
         self.source = source  # the model file it was loaded from, for sidecars
         self.threshold = check_threshold(threshold)
         self.tile, self.overlap = check_tiling(tile, overlap)
@@ -101,10 +106,12 @@ class Segmenter:
     def from_checkpoint(cls, path: str | os.PathLike | None = None, *, device: str | None = None, bf16: bool = False,
                         alpha: float | None = None, beta: float | None = None,
                         threshold: float | None = None, tile: int = DEFAULT_TILE,
-                        overlap: int = DEFAULT_OVERLAP, straight_lines: int = DEFAULT_MIN_LENGTH) -> "Segmenter":
+                        overlap: int = DEFAULT_OVERLAP, straight_lines: int = DEFAULT_MIN_LENGTH,
+                        flips: int = 1, scales=(1.0,)) -> "Segmenter":
         """Load a model file; ``path=None`` loads the model shipped with the package. The decision
-        threshold is the file's own (``crackrender calibrate``; 0.5 for files without one) unless
-        ``threshold`` is given. ``tile``, ``overlap`` and ``straight_lines``: see :class:`Segmenter`."""
+        threshold is the file's own for these views (``crackrender calibrate``; else its plain one;
+        0.5 for files without one) unless ``threshold`` is given. ``tile``, ``overlap``,
+        ``straight_lines``, ``flips``, ``scales``: see :class:`Segmenter`."""
         from crackrender.checkpoint import load_model_and_info
         from crackrender.weights import default_model_path
 
@@ -114,10 +121,11 @@ class Segmenter:
         threshold = None if threshold is None else check_threshold(threshold)  # bad input before the load
         check_tiling(tile, overlap)
         check_min_length(straight_lines)
+        flips, scales = check_flips(flips), check_scales(scales)
         model, info = load_model_and_info(path, device=dev, **overrides)
         seg = cls(prepare_model(model, dev), dev, bf16=bf16, source=str(path),
-                  threshold=model_threshold(info) if threshold is None else threshold, tile=tile, overlap=overlap,
-                  straight_lines=straight_lines)
+                  threshold=model_threshold(info, flips, scales) if threshold is None else threshold, tile=tile,
+                  overlap=overlap, straight_lines=straight_lines, flips=flips, scales=scales)
         seg.info = info
         return seg
 
@@ -222,6 +230,8 @@ class Segmenter:
             "beta": getattr(self.model, "beta", None),
             "threshold": self.threshold,
             "straight_lines": self.straight_lines,
+            "flips": self.flips,
+            "scales": list(self.scales),
             "refined_points": refined,
             "crack_pixels": crack_pixels,
             "timings_s": {k: round(v, 4) for k, v in timings.items()},
@@ -349,7 +359,7 @@ class ResultWriter:
             return None
         wanted = {"mask"} | ({"probability"} if self.prob else set()) | ({"overlay"} if self.overlay else set())
         if not (same and fresh and isinstance(files, dict) and wanted <= files.keys()
-                and all(side.get(k) == v for k, v in _json_ready(settings).items())
+                and all(side.get(k, _ADDED_SETTINGS.get(k)) == v for k, v in _json_ready(settings).items())
                 and all((self.out / f).is_file() for f in files.values())):
             return None
         if self.quantify:
@@ -387,12 +397,17 @@ def _json_ready(obj):
     return json.loads(json.dumps(obj, default=json_default))
 
 
+# settings that sidecars gained later, with the value every run before had: an older sidecar still resumes
+_ADDED_SETTINGS = {"flips": 1, "scales": [1.0]}
+
+
 def run_settings(seg: Segmenter) -> dict:
     """The sidecar fields that decide a mask: a resumed image must have been made with these."""
     return {"checkpoint": seg.source, "model": getattr(seg.model, "config", None),
             "dtype": str(seg.dtype).removeprefix("torch."), "alpha": getattr(seg.model, "alpha", None),
             "beta": getattr(seg.model, "beta", None), "threshold": seg.threshold, "tile": seg.tile,
-            "overlap": seg.overlap, "straight_lines": seg.straight_lines}
+            "overlap": seg.overlap, "straight_lines": seg.straight_lines, "flips": seg.flips,
+            "scales": list(seg.scales)}
 
 
 def _now_or_later(pool, fn, *args) -> Future:
@@ -413,14 +428,15 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
                   quantify: bool = False, split: str | None = None, progress: bool = True,
                   threshold: float | None = None, resume: bool = False, prefetch: int = 1,
                   tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, straight_lines: int = DEFAULT_MIN_LENGTH,
-                  max_pixels: int | None = DEFAULT_MAX_PIXELS, backend: str = "torch") -> dict[str, dict]:
+                  flips: int = 1, scales=(1.0,), max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                  backend: str = "torch") -> dict[str, dict]:
     """Segment every image in ``inputs`` (files and folders) into ``out_dir`` (see :class:`ResultWriter`).
     ``backend="onnxruntime"`` runs an exported ``checkpoint`` (.onnx, ``crackrender export``) instead.
 
     An unreadable image is reported and skipped; the others are still written. ``checkpoint=None``
     uses the shipped model. With ``split``, each input is a dataset folder and only the images its
     ``<split>.txt`` lists are segmented. ``threshold=None`` uses the model file's own threshold;
-    ``straight_lines``: see :class:`Segmenter`.
+    ``straight_lines``, ``flips`` and ``scales``: see :class:`Segmenter`.
     GeoTIFFs and TIFFs too large to decode whole run window by window into GeoTIFFs
     (crackrender.geotiff says which).
 
@@ -441,7 +457,8 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
 
     if prefetch < 0:
         raise InputError(f"prefetch must be 0 or more images, got {prefetch}")
-    check_min_length(straight_lines)  # a bad setting before any file is looked at
+    check_min_length(straight_lines)  # bad settings before any file is looked at
+    flips, scales = check_flips(flips), check_scales(scales)
     files = split_images(inputs, split) if split else expand_inputs(inputs, "images")
     paths = list(index_by_stem(files, "inputs").values())
     writer = ResultWriter(out_dir, prob=save_prob, overlay=save_overlay, quantify=quantify, gsd=quantify_gsd)
@@ -457,11 +474,12 @@ def segment_paths(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
         from crackrender.deploy import onnx_segmenter
 
         seg = onnx_segmenter(checkpoint, device=device, bf16=bf16, alpha=alpha, beta=beta, threshold=threshold,
-                             tile=tile, overlap=overlap, straight_lines=straight_lines)
+                             tile=tile, overlap=overlap, straight_lines=straight_lines, flips=flips,
+                             scales=scales)
     elif backend == "torch":
         seg = Segmenter.from_checkpoint(checkpoint, device=device, bf16=bf16, alpha=alpha, beta=beta,
                                         threshold=threshold, tile=tile, overlap=overlap,
-                                        straight_lines=straight_lines)
+                                        straight_lines=straight_lines, flips=flips, scales=scales)
     else:
         raise InputError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
     sidecars: dict[str, dict | None] = {p.stem: None for p in paths}

@@ -72,10 +72,23 @@ def choose_threshold(hists: dict[str, np.ndarray]) -> tuple[float, dict[str, flo
     return float(thresholds[k]), {name: float(c[k]) for name, c in curves.items()}
 
 
-def model_threshold(info: dict) -> float:
-    """The threshold a model file's info records, or 0.5 for files made before thresholds."""
-    value = info.get("threshold", DEFAULT_THRESHOLD) if isinstance(info, dict) else DEFAULT_THRESHOLD
-    return check_threshold(value)
+def model_threshold(info: dict, flips: int = 1, scales=(1.0,)) -> float:
+    """The threshold a model file's info records for these test-time views
+    (crackrender.test_time_views; ``calibrate`` with the same views), else its plain threshold, or
+    0.5 for files made before thresholds.
+
+    Examples:
+        >>> info = {"threshold": 0.34, "view_thresholds": {"flips=2 scales=1": 0.3}}
+        >>> model_threshold(info), model_threshold(info, flips=2), model_threshold(info, flips=4)
+        (0.34, 0.3, 0.34)
+    """
+    from crackrender.test_time_views import views_label
+
+    if not isinstance(info, dict):
+        return DEFAULT_THRESHOLD
+    by_views = info.get("view_thresholds")
+    value = by_views.get(views_label(flips, tuple(scales))) if isinstance(by_views, dict) else None
+    return check_threshold(info.get("threshold", DEFAULT_THRESHOLD) if value is None else value)
 
 
 def check_threshold(value) -> float:
@@ -89,16 +102,22 @@ def check_threshold(value) -> float:
 
 
 def calibrate(model_path: str | os.PathLike | None, splits: list[tuple[Path, str]], out: str | os.PathLike,
-              *, limit: int | None = None, device: str | None = None, progress: bool = True) -> dict:
+              *, limit: int | None = None, device: str | None = None, progress: bool = True,
+              flips: int = 1, scales=(1.0,)) -> dict:
     """Choose the threshold of a model file on ``splits`` ((dataset root, split) pairs) and write a
-    copy of the model with it in its info; returns what was recorded."""
+    copy of the model with it in its info; returns what was chosen.
+
+    With test-time views (``flips``, ``scales``: crackrender.test_time_views) the threshold is
+    chosen on the averaged probabilities and recorded for those views only (info
+    ``view_thresholds``), beside the file's plain threshold, which stays as it was."""
     from tqdm import tqdm
 
     from crackrender.checkpoint import load_model_and_info, save_model
     from crackrender.data.datasets import CrackDataset
     from crackrender.segment import Segmenter
+    from crackrender.test_time_views import is_plain, views_label
 
-    seg = Segmenter.from_checkpoint(model_path, device=device)
+    seg = Segmenter.from_checkpoint(model_path, device=device, flips=flips, scales=scales)
     hists: dict[str, np.ndarray] = {}
     for root, split in splits:
         ds = CrackDataset(root, split)
@@ -110,12 +129,17 @@ def calibrate(model_path: str | os.PathLike | None, splits: list[tuple[Path, str
             hist += probability_histograms(seg(image).prob_float(), mask)  # float32 also for tiled images
     threshold, f1 = choose_threshold(hists)
     info = {k: v for k, v in seg.info.items() if k != "half"}
-    record = {"threshold": threshold, "threshold_rule": RULE, "threshold_val_f1": f1,
-              "threshold_f1_at_0.5": {n: float(f1_by_threshold(h)[BINS // 2]) for n, h in hists.items()},
-              "threshold_splits": [f"{Path(r).name}:{s}" for r, s in splits]}
+    chosen = {"threshold": threshold, "threshold_rule": RULE, "threshold_val_f1": f1,
+              "threshold_f1_at_0.5": {n: float(f1_by_threshold(h)[BINS // 2]) for n, h in hists.items()}}
+    label = views_label(seg.flips, seg.scales)
+    if is_plain(seg.flips, seg.scales):
+        record = {**chosen, "threshold_splits": [f"{Path(r).name}:{s}" for r, s in splits]}
+    else:  # the plain threshold stays; these views get their own
+        record = {"view_thresholds": {**info.get("view_thresholds", {}), label: threshold},
+                  "view_thresholds_val_f1": {**info.get("view_thresholds_val_f1", {}), label: f1}}
     # the weights as the file holds them: the segmenter's copy is set up for inference (BatchNorm
     # folded), which no longer matches the architecture's state dict
     model, _ = load_model_and_info(seg.source, device="cpu")
     save_model(out, model, half=seg.info["half"], info={**info, **record})
-    return record
+    return {**chosen, "views": label}
 

@@ -99,6 +99,15 @@ def test_onnx_segmenter_tiles_and_thresholds_like_pytorch(tiny_files):
     assert got.sidecar["checkpoint"] == str(tiny_files["network"]) and got.sidecar["alpha"] == 0.3
 
 
+def test_onnx_segmenter_averages_test_time_views_like_pytorch(tiny_files):
+    image = np.random.default_rng(1).integers(0, 256, (72, 120, 3), dtype=np.uint8)  # transposed views: 120x72
+    views = dict(flips=8, scales=(1.0, 1.5))
+    ref = Segmenter(tiny_files["model"], torch.device("cpu"), threshold=0.55, **views)(image)
+    got = onnx_segmenter(tiny_files["network"], **views)(image)
+    assert got.sidecar["flips"] == 8 and got.refined_points == ref.refined_points
+    assert iou(got.mask, ref.mask) >= 0.999 and np.abs(got.prob - ref.prob).max() < 1e-3
+
+
 def test_segment_cli_runs_the_onnxruntime_backend(tiny_files, tmp_path):
     from crackrender.io import read_mask, write_image
 

@@ -90,12 +90,26 @@ def test_resume_skips_complete_images_and_redoes_the_rest(model_file, photos, tm
 
 
 @pytest.mark.parametrize("change", [dict(threshold=0.46), dict(save_prob=True), dict(quantify=True, quantify_gsd=0.2),
-                                    dict(alpha=0.2), dict(straight_lines=0)])
+                                    dict(alpha=0.2), dict(straight_lines=0), dict(flips=2),
+                                    dict(scales=(1.0, 1.25))])
 def test_resume_redoes_images_made_with_other_settings(model_file, photos, tmp_path, change):
     out = tmp_path / "out"
     run(model_file, photos, out, quantify=True)
     again = run(model_file, photos, out, resume=True, **{"quantify": True, **change})
     assert not any(side.get("resumed") for side in again.values())
+
+
+def test_resume_takes_sidecars_written_before_test_time_views_existed(model_file, photos, tmp_path):
+    out = tmp_path / "out"
+    run(model_file, photos, out)
+    for stem in STEMS:  # as segment wrote them before --flips and --scales: neither field
+        path = out / f"{stem}.json"
+        side = json.loads(path.read_text())
+        del side["flips"], side["scales"]
+        path.write_text(json.dumps(side))
+        os.utime(path)
+    assert all(side["resumed"] for side in run(model_file, photos, out, resume=True).values())
+    assert not any(side.get("resumed") for side in run(model_file, photos, out, resume=True, flips=4).values())
 
 
 def test_a_run_stopped_half_way_leaves_no_sidecar_vouching_for_replaced_files(model_file, photos, tmp_path,

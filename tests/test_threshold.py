@@ -69,6 +69,32 @@ def test_calibrated_file_carries_its_threshold_and_segment_uses_it(tmp_path):
     np.testing.assert_array_equal(forced.mask, forced.prob >= 0.9)
 
 
+def test_calibrating_for_test_time_views_records_their_own_threshold(tmp_path):
+    from crackrender.checkpoint import read_checkpoint, save_model
+    from crackrender.data.datasets import CrackDataset
+    from crackrender.data.synthetic import write_synthetic_dataset
+    from crackrender.models import create_model
+    from crackrender.segment import Segmenter
+    from crackrender.threshold import calibrate, choose_threshold, probability_histograms
+
+    torch.manual_seed(0)
+    model = tmp_path / "model.safetensors"
+    save_model(model, create_model("cbprn", **TINY_CBPRN), info={"threshold": 0.42})
+    data = write_synthetic_dataset(tmp_path / "syn", 4, size=(64, 48), seed=2, splits={"val": 1.0})
+    views = dict(flips=2, scales=(1.0, 1.5))
+    record = calibrate(model, [(data, "val")], tmp_path / "views.safetensors", progress=False, **views)
+    _, _, info = read_checkpoint(tmp_path / "views.safetensors")
+    assert info["threshold"] == 0.42  # the plain threshold stays
+    assert info["view_thresholds"] == {"flips=2 scales=1,1.5": record["threshold"]}
+    # the one the rule picks from the averaged probabilities
+    seg = Segmenter.from_checkpoint(model, **views)
+    ds = CrackDataset(data, "val")
+    hist = sum(probability_histograms(seg(ds.load(i)[0]).prob_float(), ds.load(i)[1]) for i in range(len(ds)))
+    assert record["threshold"] == choose_threshold({"syn": hist})[0]
+    assert Segmenter.from_checkpoint(tmp_path / "views.safetensors", **views).threshold == record["threshold"]
+    assert Segmenter.from_checkpoint(tmp_path / "views.safetensors").threshold == 0.42
+
+
 def test_calibrate_and_segment_threshold_on_the_command_line(tmp_path):
     import json
     import subprocess

@@ -145,11 +145,12 @@ class OnnxCBPRN:
 def onnx_segmenter(path: str | os.PathLike, *, device: str | None = None, bf16: bool = False,
                    alpha: float | None = None, beta: float | None = None, threshold: float | None = None,
                    threads: int | None = None, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
-                   straight_lines: int = DEFAULT_MIN_LENGTH):
+                   straight_lines: int = DEFAULT_MIN_LENGTH, flips: int = 1, scales=(1.0,)):
     """A :class:`~crackrender.segment.Segmenter` over an exported model: tiling (``tile``,
-    ``overlap``), threshold, straight-line filter and outputs as with PyTorch. The threshold is
-    the exported model file's own unless given."""
+    ``overlap``), threshold, straight-line filter, test-time views and outputs as with PyTorch. The
+    threshold is the exported model file's own (for these views, if calibrated for them) unless given."""
     from crackrender.segment import Segmenter
+    from crackrender.test_time_views import check_flips, check_scales
     from crackrender.threshold import check_threshold
 
     if device not in (None, "auto", "cpu"):
@@ -163,9 +164,17 @@ def onnx_segmenter(path: str | os.PathLike, *, device: str | None = None, bf16: 
     threshold = None if threshold is None else check_threshold(threshold)  # bad input before the load
     check_tiling(tile, overlap)
     check_min_length(straight_lines)
+    flips, scales = check_flips(flips), check_scales(scales)
     model = OnnxCBPRN(path, alpha=alpha, beta=beta, threads=threads)
     seg = Segmenter(model, torch.device("cpu"), source=str(path),
-                    threshold=model.threshold if threshold is None else threshold, tile=tile, overlap=overlap,
-                    straight_lines=straight_lines)
+                    threshold=_exported_threshold(model, flips, scales) if threshold is None else threshold,
+                    tile=tile, overlap=overlap, straight_lines=straight_lines, flips=flips, scales=scales)
     seg.info = model.info
     return seg
+
+
+def _exported_threshold(model: OnnxCBPRN, flips: int, scales) -> float:
+    """The file's threshold; for test-time views the one its info recorded for them, if any."""
+    from crackrender.threshold import model_threshold
+
+    return model_threshold({**model.info, "threshold": model.threshold}, flips, scales)
