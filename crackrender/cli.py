@@ -241,7 +241,7 @@ def calibrate(out: Annotated[Path, typer.Argument(help="model file to write: the
     from crackrender.test_time_views import check_flips, check_scales
     from crackrender.threshold import calibrate as run_calibration
 
-    flips, views = check_flips(flips), check_scales(scales)  # bad settings before any folder is looked at
+    flips, scale_list = check_flips(flips), check_scales(scales)  # bad settings before any folder is looked at
     splits = []
     for spec in val:
         root, _, split = spec.partition(":") if not Path(spec).is_dir() else (spec, "", "")
@@ -249,7 +249,7 @@ def calibrate(out: Annotated[Path, typer.Argument(help="model file to write: the
             raise CrackRenderError(f"--val {spec}: no dataset folder {root}")
         splits.append((Path(root), split or "val"))
     record = run_calibration(checkpoint, splits, out, limit=limit, device=device, progress=not quiet,
-                             flips=flips, scales=views)
+                             flips=flips, scales=scale_list)
     per = ", ".join(f"{k} {v:.3f}" for k, v in record["threshold_val_f1"].items())
     at_half = ", ".join(f"{k} {v:.3f}" for k, v in record["threshold_f1_at_0.5"].items())
     typer.echo(f"threshold {record['threshold']:.3f} for {record['views']} ({record['threshold_rule']})")

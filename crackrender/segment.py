@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from crackrender.errors import CrackRenderError, InputError
-from crackrender.test_time_views import ViewAveraged, check_flips, check_scales, is_plain
 from crackrender.inference import image_to_tensor, prepare_model
 from crackrender.straight_lines import DEFAULT_MIN_LENGTH, check_min_length, drop_straight_lines
+from crackrender.test_time_views import ViewAveraged, check_flips, check_scales, is_plain
 from crackrender.threshold import DEFAULT_THRESHOLD, check_threshold, model_threshold
 from crackrender.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, Window, check_tiling, plan_tiles
 from crackrender.io import (DEFAULT_MAX_PIXELS, atomic_write_json, expand_inputs, index_by_stem, read_image,

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from crackrender.errors import InputError
 from crackrender.models.base import Prediction
 
+
 # each flip maps the (..., H, W) image to what the model sees; its inverse maps the answer back.
 # The first four keep the image's shape; the last four transpose it (the dihedral group of 8).
 _FLIPS = {
@@ -32,11 +33,13 @@ _FLIPS = {
 FLIP_COUNTS = (1, 2, 4, 8)
 SCALE_RANGE = (0.25, 2.0)  # a view at scale s holds s^2 times a tile's pixels: 2 bounds it at 4x
 
+
 def check_flips(flips) -> int:
     """``flips`` as an int, one of :data:`FLIP_COUNTS`, else a one-line :class:`InputError`."""
     if isinstance(flips, bool) or not isinstance(flips, int) or flips not in FLIP_COUNTS:
         raise InputError(f"flips must be one of {', '.join(map(str, FLIP_COUNTS))} views, got {flips!r}")
     return flips
+
 
 def check_scales(scales) -> tuple[float, ...]:
     """``scales`` (numbers, or one comma-separated string) as a tuple of distinct floats in
@@ -56,6 +59,7 @@ def check_scales(scales) -> tuple[float, ...]:
         raise InputError(f"scales must be distinct numbers in [{lo}, {hi}], such as 0.75,1,1.25, got {scales!r}")
     return values
 
+
 def flip_names(flips: int) -> tuple[str, ...]:
     """The flips averaged for ``flips``: 1 the image itself, 2 adds its mirror, 4 every flip, 8 the
     transposed four as well.
@@ -66,13 +70,16 @@ def flip_names(flips: int) -> tuple[str, ...]:
     """
     return tuple(_FLIPS)[:check_flips(flips)]
 
+
 def apply_flip(name: str, images: torch.Tensor) -> torch.Tensor:
     """``images`` (B, C, H, W) as flip ``name`` shows them, in the input's memory format."""
     return _FLIPS[name][0](images).contiguous(memory_format=_memory_format(images))
 
+
 def undo_flip(name: str, maps: torch.Tensor) -> torch.Tensor:
     """``maps`` (..., H', W') predicted on flip ``name``, back in the original image's frame."""
     return _FLIPS[name][1](maps)
+
 
 def rescale(images: torch.Tensor, scale: float) -> torch.Tensor:
     """``images`` (B, C, H, W) resized by ``scale`` (sides rounded, at least 1 px): bilinear,
@@ -84,11 +91,13 @@ def rescale(images: torch.Tensor, scale: float) -> torch.Tensor:
     out = F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
     return out.contiguous(memory_format=_memory_format(images))
 
+
 def resize_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(B, H', W') maps resized (bilinear) to ``size``; unchanged when already that size."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
 
 def views_label(flips: int, scales: tuple[float, ...]) -> str:
     """The key a calibrated threshold for these views is stored under in a model file's info.
@@ -99,9 +108,11 @@ def views_label(flips: int, scales: tuple[float, ...]) -> str:
     """
     return f"flips={flips} scales=" + ",".join(f"{s:g}" for s in scales)
 
+
 def _memory_format(t: torch.Tensor):
     channels_last = t.ndim == 4 and t.is_contiguous(memory_format=torch.channels_last)
     return torch.channels_last if channels_last else torch.contiguous_format
+
 
 class ViewAveraged:
     """``model`` whose ``predict`` averages the crack probability over every pair of a scale in
@@ -134,9 +145,7 @@ class ViewAveraged:
         prob = total.div_(self.views)
         return Prediction(prob > 0.5, prob, refined)
 
+
 def is_plain(flips: int, scales: tuple[float, ...]) -> bool:
     """True when the views are the image itself only: no wrapper, no change in the output."""
     return flips == 1 and tuple(scales) == (1.0,)
-
-__all__ = ["FLIP_COUNTS", "SCALE_RANGE", "ViewAveraged", "apply_flip", "check_flips", "check_scales", "flip_names",
-           "is_plain", "rescale", "resize_maps", "undo_flip", "views_label"]
