@@ -334,6 +334,11 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
+    except OSError as exc:
+        # the file system refused (an output path under a file, no permission, a full disk): that is
+        # the user's to fix, so one line, as for other bad input
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     except Exception as exc:
         # usage errors from typer's bundled click arrive here in non-standalone mode
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):

@@ -45,6 +45,15 @@ def test_data_check_bad_folder_is_one_line_error(tmp_path):
     assert res.stderr.strip().count("\n") == 0 and res.stderr.startswith("error:")
 
 
+def test_output_path_under_a_file_is_one_line_error(tmp_path):
+    (tmp_path / "afile").write_text("keep")
+    res = run("data", "synth", tmp_path / "afile" / "syn", "--n", "2", "--width", "64", "--height", "64")
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and res.stderr.startswith("error:"), res.stderr
+    assert "Not a directory" in res.stderr
+    assert (tmp_path / "afile").read_text() == "keep"
+
+
 def test_synth_then_evaluate_self_gives_perfect_scores(tmp_path):
     assert run("data", "synth", tmp_path / "syn", "--n", "4", "--width", "160", "--height", "120").returncode == 0
     assert run("data", "check", tmp_path / "syn", "-q").returncode == 0

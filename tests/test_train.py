@@ -70,6 +70,10 @@ def test_config_base_chain(tmp_path):
     # a file that names another model does not inherit the base model's keywords
     (tmp_path / "unet.yaml").write_text("base: parent.yaml\nmodel: {name: unet, backbone: resnet34}\n")
     assert load_config(tmp_path / "unet.yaml")["model"] == {"name": "unet", "backbone": "resnet34"}
+    # nor does a command-line rename; keywords given after the new name stay
+    renamed = load_config(tmp_path / "parent.yaml", ["model.name=unet", "model.backbone=resnet34"])
+    assert renamed["model"] == {"name": "unet", "backbone": "resnet34"}
+    assert load_config(tmp_path / "parent.yaml", ["model.name=cbprn"])["model"]["edge_dim"] == 32  # same name: kept
     (tmp_path / "loop_a.yaml").write_text("base: loop_b.yaml\n")
     (tmp_path / "loop_b.yaml").write_text("base: loop_a.yaml\n")
     with pytest.raises(CrackRenderError, match="loops back"):
@@ -88,6 +92,13 @@ def test_derived_configs_name_their_base():
     peer = load_config(ROOT / "configs" / "unet_v2_wide.yaml")
     assert peer["model"] == {"name": "unet", "backbone": "resnet18"} and peer["init"] is None
     assert peer["data"] == wide["data"] and peer["optim"] == wide["optim"]
+    # stage 5 differs from stage 4 only in its zoom and length, for the CBPRN and its peer alike
+    native, peer_native = (load_config(ROOT / "configs" / f"{m}_v4_native.yaml") for m in ("cbprn", "unet"))
+    assert native["data"]["scale"] == [0.8, 1.25] and native["trainer"]["max_epochs"] == 8
+    assert {**native["data"], "scale": focus["data"]["scale"]} == focus["data"] and native["optim"] == focus["optim"]
+    assert peer_native["model"] == {"name": "unet", "backbone": "resnet18"} and peer_native["init"] is None
+    assert (peer_native["data"], peer_native["optim"], peer_native["trainer"]) == (
+        native["data"], native["optim"], native["trainer"])
 
 
 def test_warmup_then_poly():

@@ -105,16 +105,18 @@ def read_config_file(path: str | os.PathLike) -> dict:
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """DEFAULTS, then the YAML file (after the files it is based on, ``base:``), then each override in order."""
+    """DEFAULTS, then the YAML file (after the files it is based on, ``base:``), then each override in order.
+
+    A layer that names another model (``model.name``) starts the model section afresh, so keywords of
+    the earlier model are dropped; give the new model's keywords after its name."""
     config = copy.deepcopy(DEFAULTS)
-    if path is not None:
-        for layer in _file_layers(Path(path)):
-            if _renames_model(config, layer):
-                # the new model brings its own keywords; the base's (a CBPRN's edge_dim for a UNet) must not leak
-                config["model"] = {}
-            config = _merge(config, layer, "")
-    for text in overrides:
-        config = _merge(config, parse_override(text), "")
+    layers = _file_layers(Path(path)) if path is not None else []
+    for layer in [*layers, *(parse_override(text) for text in overrides)]:
+        if _renames_model(config, layer):
+            # the new model brings its own keywords; the earlier one's (a CBPRN's edge_dim for a UNet)
+            # must not leak, whether the rename comes from a file or from model.name=... on the command line
+            config["model"] = {}
+        config = _merge(config, layer, "")
     _validate(config)
     return config
 
