@@ -10,7 +10,11 @@ Models (the paper's Table 3 comparison; random weights are fine for timing):
   init, its coarse net fed the image scaled to a long edge of 900 as Table 3 does.
 
 Each precision is timed through ``Segmenter.__call__`` (what ``crackrender segment`` runs: upload,
-model, mask back to the host), median over calls after a warm-up. Peak memory is
+model, mask back to the host), median over calls after a warm-up, with the straight-line filter
+off: it runs on the CPU, and on a random-init model's speckled mask it measures the speckle, not
+the network (PointRend-UNet at 2048x1536: 4.3 s a call with it, of which the network took 0.014 s;
+GPU run of 2026-11-29). The shipped model is also timed with the filter on (``fp16+filter``),
+which is what ``segment`` runs by default. Peak memory is
 ``torch.cuda.max_memory_allocated`` from a reset before each precision's warm-up (on a CPU, the
 process's peak RSS, which spans every precision). Each variant's error (out of memory, a dtype
 mismatch under autocast...) is recorded and the next one still runs.
@@ -36,6 +40,7 @@ sys.path.insert(0, str(REPO))  # run as a script from a checkout: the package be
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from crackrender.segment import Segmenter  # noqa: E402
+from crackrender.straight_lines import DEFAULT_MIN_LENGTH  # noqa: E402
 
 MODELS = ("shipped", "cbprn-r50", "pointrend-unet")
 PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
@@ -45,8 +50,8 @@ TABLE3_LONG_EDGE = 900  # crackrender.paper.runner.DEFAULT_LONG_EDGE
 class FixedPrecisionSegmenter(Segmenter):
     """A Segmenter whose autocast dtype is given, so fp16 and bf16 are both timed on one device."""
 
-    def __init__(self, model, device: torch.device, dtype: torch.dtype, threshold: float):
-        super().__init__(model, device, threshold=threshold)
+    def __init__(self, model, device: torch.device, dtype: torch.dtype, threshold: float, straight_lines: int = 0):
+        super().__init__(model, device, threshold=threshold, straight_lines=straight_lines)
         self._dtype = dtype
 
     @property
@@ -121,17 +126,20 @@ def measure(model_name: str, size: tuple[int, int], device: torch.device, precis
     image = render_crack_scene(w, h, seed=0).image
     model, threshold = build_model(model_name, device)
     weights_mib = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    variants = [(p, False) for p in precisions]
+    # (precision, compile, straight-line filter's min length: 0 is off)
+    variants = [(p, False, 0) for p in precisions]
+    if model_name == "shipped":
+        variants.append((precisions[0], False, DEFAULT_MIN_LENGTH))
     if compile_:
-        variants.append((precisions[0], True))
+        variants.append((precisions[0], True, 0))
     out = {}
-    for precision, comp in variants:
-        key = f"{precision}+compile" if comp else precision
+    for precision, comp, lines in variants:
+        key = precision + ("+compile" if comp else "") + ("+filter" if lines else "")
         try:
             if comp:
                 # inductor needs a GPU toolchain; a CPU check traces with dynamo alone
                 model = compiled(model, "inductor" if device.type == "cuda" else "eager")
-            seg = FixedPrecisionSegmenter(model, device, PRECISIONS[precision], threshold)
+            seg = FixedPrecisionSegmenter(model, device, PRECISIONS[precision], threshold, lines)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
@@ -144,6 +152,7 @@ def measure(model_name: str, size: tuple[int, int], device: torch.device, precis
                 rec["peak_mib"] = None
                 rec["process_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             rec["weights_mib"] = weights_mib
+            rec["straight_lines"] = lines
             out[key] = rec
             progress(f"{model_name} {w}x{h} {key}: {rec['fps']:.2f} FPS, peak {rec['peak_mib'] or 0:.0f} MiB, "
                      f"{rec['refined_points']:,} points refined")

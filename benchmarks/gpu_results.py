@@ -228,11 +228,23 @@ def travel_bytes(carry: list[str]) -> dict:
     """What a device call would send: tracked and untracked-not-ignored files, plus ``carry``."""
     out = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                          capture_output=True, check=True).stdout
-    tree = sum((REPO / p).stat().st_size for p in out.decode().split("\0") if p and (REPO / p).is_file())
+    files = [p for p in out.decode().split("\0") if p and (REPO / p).is_file()]
+    tree = sum((REPO / p).stat().st_size for p in files)
+    # kept training states: part of the tree, never read on the device
+    kept = sum((REPO / p).stat().st_size for p in files if p.startswith("checkpoints/"))
     carried = {c: sum(f.stat().st_size for f in (REPO / c).rglob("*") if f.is_file()) for c in carry if (REPO / c).exists()}
-    return {"tree_mib": round(tree / MiB, 1), "carried_mib": {k: round(v / MiB, 1) for k, v in carried.items()},
+    return {"tree_mib": round(tree / MiB, 1), "checkpoints_mib": round(kept / MiB, 1),
+            "carried_mib": {k: round(v / MiB, 1) for k, v in carried.items()},
             "total_mib": round((tree + sum(carried.values())) / MiB, 1), "limit_mib": TRAVEL_BYTES // MiB,
             "fits": tree + sum(carried.values()) <= TRAVEL_BYTES}
+
+
+def travel_hint(rec: dict) -> str:
+    """What to leave behind when a device call would carry too much (``rec``: :func:`travel_bytes`)."""
+    if rec["checkpoints_mib"] and rec["total_mib"] - rec["checkpoints_mib"] <= rec["limit_mib"]:
+        return (f"checkpoints/ ({rec['checkpoints_mib']} MiB, not read on the device) travels with the tree: "
+                "move its files out of the checkout for the call; git checkout -- checkpoints brings them back")
+    return "make the pack smaller (make_data_pack.py --max-mb)"
 
 
 # ---------------------------------------------------------------- report.md
@@ -357,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rec))
             if not rec["fits"]:
                 raise CrackRenderError(f"a device call would carry {rec['total_mib']} MiB, over its "
-                                       f"{rec['limit_mib']} MiB: make the pack smaller (make_data_pack.py --max-mb)")
+                                       f"{rec['limit_mib']} MiB: {travel_hint(rec)}")
         elif args.cmd == "merge":
             print(merge_shards(args.folder, args.name, args.output))
     except CrackRenderError as exc:

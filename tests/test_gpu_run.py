@@ -30,6 +30,8 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 @pytest.mark.slow
 @pytest.mark.skipif(bool(os.environ.get("GPU_RUN_ACTIVE")), reason="inside a GPU run already")
 def test_dry_run_runs_every_stage_and_returns_what_the_device_tool_can(tmp_path):
+    from crackrender.straight_lines import DEFAULT_MIN_LENGTH
+
     out = tmp_path / "out"
     env = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_run.sh"), "--dry-run", "--out", str(out),
@@ -45,6 +47,9 @@ def test_dry_run_runs_every_stage_and_returns_what_the_device_tool_can(tmp_path)
         for precision in ("fp16", "bf16"):
             rec = results["timing"][model]["64x48"][precision]
             assert rec["fps"] > 0 and rec["median_s"] > 0 and isinstance(rec["refined_points"], int)
+    # networks are timed without the CPU's straight-line filter; the shipped model also with it, as segment runs
+    lines = {(m, v): r["straight_lines"] for m in models for v, r in results["timing"][m]["64x48"].items()}
+    assert lines == {**{(m, p): 0 for m in models for p in ("fp16", "bf16")}, ("shipped", "fp16+filter"): DEFAULT_MIN_LENGTH}
     # a random-init CBPRN's heatmap sits near 0.5: every pixel is refined
     assert results["timing"]["cbprn-r50"]["64x48"]["fp16"]["refined_points"] == 64 * 48
     assert results["tests"]["failures"] == 0 and results["tests"]["errors"] == 0
@@ -144,6 +149,17 @@ def test_merge_names_a_missing_shard(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- report
+
+def test_travel_counts_the_kept_checkpoints_and_says_to_leave_them_behind():
+    rec = gpu_results.travel_bytes([])
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "checkpoints"], capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    kept = sum((REPO / p).stat().st_size for p in tracked if p and (REPO / p).is_file())
+    assert rec["checkpoints_mib"] == round(kept / MiB, 1) <= rec["tree_mib"]
+    over = {"total_mib": 80.0, "checkpoints_mib": 30.0, "limit_mib": 64}
+    assert "move its files out" in gpu_results.travel_hint(over)
+    assert "make the pack smaller" in gpu_results.travel_hint({**over, "checkpoints_mib": 10.0})
+
 
 def test_report_gives_ratios_to_pointrend_unet_at_the_same_size_and_precision():
     run = {"fps": 4.0, "median_s": 0.25, "peak_mib": 300.0, "refined_points": 10, "stages_s": {"total": 0.25}}

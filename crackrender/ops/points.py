@@ -40,7 +40,12 @@ def pixel_centers(index: Tensor, height: int, width: int) -> Tensor:
                          f"[{int(index.min())}, {int(index.max())}]")
     index = index.long()
     rows, cols = index // width, index % width
-    return torch.stack(((cols.float() + 0.5) / width, (rows.float() + 0.5) / height), dim=1)
+    # divided in float64, then rounded: CUDA divides by a scalar as a multiplication by its
+    # reciprocal (pytorch/pytorch#84194), one float32 step away from the CPU's quotient at times
+    # (the H200 run of 2026-11-29 failed test_sampler_on_cuda_with_cpu_generator so); in float64
+    # both round to the same float32, so the same pixels give the same points on every device
+    centres = torch.stack(((cols.double() + 0.5) / width, (rows.double() + 0.5) / height), dim=1)
+    return centres.float()
 
 
 def point_sample(features: Tensor, coords: Tensor, mode: str = "bilinear") -> Tensor:
