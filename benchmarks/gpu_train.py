@@ -33,8 +33,10 @@ PACK_PREFIX = ".pack/"
 DRY_RUN = ["data.size=64", "data.batch_size=2", "data.samples_per_epoch=4", "data.num_workers=0",
            "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1", "trainer.precision=32-true",
            "trainer.accelerator=cpu", "trainer.threads=2", "trainer.log_every_n_steps=1",
-           "model.backbone=resnet18", "model.edge_dim=16", "model.edge_heads=2", "model.window=4",
-           "model.fpn_dim=32", "model.feature_dim=32", "model.heatmap_dim=16", "model.point_hidden=32"]
+           "model.backbone=resnet18"]
+# a tiny CBPRN besides; the UNet peer takes none of these settings
+DRY_RUN_CBPRN = ["model.edge_dim=16", "model.edge_heads=2", "model.window=4", "model.fpn_dim=32",
+                 "model.feature_dim=32", "model.heatmap_dim=16", "model.point_hidden=32"]
 
 
 def max_time(seconds: float) -> str:
@@ -57,8 +59,11 @@ def repoint(entries: list[dict], pack: Path) -> list[dict]:
 def build_config(path: Path, *, seconds: float, pack: Path, runs: Path, dry_run: bool, overrides: list[str]) -> dict:
     from crackrender.train.config import load_config
 
-    config = load_config(path, [f"trainer.max_time={max_time(seconds)}", f"out={runs}",
-                                *(DRY_RUN if dry_run else []), *overrides])
+    base = [f"trainer.max_time={max_time(seconds)}", f"out={runs}"]
+    config = load_config(path, [*base, *overrides])
+    if dry_run:
+        tiny = DRY_RUN + (DRY_RUN_CBPRN if config["model"]["name"] == "cbprn" else [])
+        config = load_config(path, [*base, *tiny, *overrides])
     for part in ("train", "val"):
         config["data"][part] = repoint(config["data"][part], pack)
     return config

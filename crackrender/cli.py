@@ -10,7 +10,7 @@ import typer
 
 from crackrender.errors import CrackRenderError
 from crackrender.io import DEFAULT_MAX_PIXELS
-from crackrender.straight_lines import DEFAULT_MIN_LENGTH
+from crackrender.straight_lines import DEFAULT_MIN_LENGTH, check_min_length
 from crackrender.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -234,14 +234,17 @@ def calibrate(out: Annotated[Path, typer.Argument(help="model file to write: the
               device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
               flips: Annotated[int, typer.Option("--flips", help="choose it for segment with these test-time flips (recorded for them only)")] = 1,
               scales: Annotated[str, typer.Option("--scales", help="and these scales, e.g. 0.75,1,1.25")] = "1",
+              straight_lines: Annotated[int, typer.Option("--straight-lines", help="choose it for segment with this straight-line filter (px; 0: off)")] = DEFAULT_MIN_LENGTH,
               quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False):
     """Choose a model's decision threshold on validation splits (the one maximising the mean F1
-    over datasets) and write the model with it: segment, demo and the Python API then use it.
-    With --flips/--scales it is chosen for those test-time views and used whenever they are."""
+    over datasets of segment's output, straight-line filter included) and write the model with it:
+    segment, demo and the Python API then use it. With --flips/--scales it is chosen for those
+    test-time views and used whenever they are."""
     from crackrender.test_time_views import check_flips, check_scales
     from crackrender.threshold import calibrate as run_calibration
 
     flips, scale_list = check_flips(flips), check_scales(scales)  # bad settings before any folder is looked at
+    check_min_length(straight_lines)
     splits = []
     for spec in val:
         root, _, split = spec.partition(":") if not Path(spec).is_dir() else (spec, "", "")
@@ -249,11 +252,13 @@ def calibrate(out: Annotated[Path, typer.Argument(help="model file to write: the
             raise CrackRenderError(f"--val {spec}: no dataset folder {root}")
         splits.append((Path(root), split or "val"))
     record = run_calibration(checkpoint, splits, out, limit=limit, device=device, progress=not quiet,
-                             flips=flips, scales=scale_list)
+                             flips=flips, scales=scale_list, straight_lines=straight_lines)
     per = ", ".join(f"{k} {v:.3f}" for k, v in record["threshold_val_f1"].items())
     at_half = ", ".join(f"{k} {v:.3f}" for k, v in record["threshold_f1_at_0.5"].items())
     typer.echo(f"threshold {record['threshold']:.3f} for {record['views']} ({record['threshold_rule']})")
     typer.echo(f"val F1 there: {per}; at 0.5: {at_half}")
+    if "threshold_before_filter" in record:
+        typer.echo(f"before the filter the rule chose {record['threshold_before_filter']:.3f}")
     typer.echo(f"wrote {out}")
 
 

@@ -1,24 +1,35 @@
 """The decision threshold a model file carries: chosen on validation splits by a stated rule.
 
 A probability map is thresholded at 0.5 unless the model file says otherwise. ``crackrender
-calibrate`` runs a model over validation splits, keeps a histogram of predicted probabilities for
-crack and for background pixels per dataset (so every threshold is scored from one pass), and
-picks the threshold that maximises the mean over datasets of the dataset-aggregated F1: each
-dataset counts once however many images it has, as in the balanced training mix.
+calibrate`` runs a model over validation splits and picks the threshold that maximises the mean
+over datasets of the dataset-aggregated F1 of what ``segment`` outputs: each dataset counts once
+however many images it has, as in the balanced training mix. In two steps, since the straight-line
+filter (crackrender.straight_lines) runs after the threshold and costs a pass per threshold:
+
+1. a histogram of predicted probabilities for crack and for background pixels per dataset scores
+   every threshold on a 0.005 grid from one pass, before the filter;
+2. with the filter on, the thresholds within 0.15 of that one (0.025 apart) and 0.5 are scored
+   again with the filter applied, from the probability maps kept on disk meanwhile. The filter
+   removes joints and paint edges that the first step had to threshold away, so the choice can
+   move (the v5 candidate: 0.335 before the filter, 0.40 after; docs/model.md).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from crackrender.errors import InputError
+from crackrender.straight_lines import DEFAULT_MIN_LENGTH
 
 BINS = 200  # thresholds on a 0.005 grid
 DEFAULT_THRESHOLD = 0.5
 RULE = "maximises the mean over validation datasets of the dataset-aggregated crack F1"
+FILTER_RULE = RULE + " after the straight-line filter"
+FILTER_STEPS = np.round(np.arange(-0.15, 0.1501, 0.025), 3)  # step 2's thresholds around step 1's
 
 
 def probability_histograms(prob: np.ndarray, gt: np.ndarray, bins: int = BINS) -> np.ndarray:
@@ -72,6 +83,40 @@ def choose_threshold(hists: dict[str, np.ndarray]) -> tuple[float, dict[str, flo
     return float(thresholds[k]), {name: float(c[k]) for name, c in curves.items()}
 
 
+def filter_candidates(t0: float) -> list[float]:
+    """Step 2's thresholds: within 0.15 of step 1's ``t0``, 0.025 apart, inside (0, 1), and 0.5.
+
+    Examples:
+        >>> filter_candidates(0.9)[-3:], filter_candidates(0.3)[-3:], len(filter_candidates(0.3))
+        ([0.925, 0.95, 0.975], [0.425, 0.45, 0.5], 14)
+    """
+    return sorted({float(round(t0 + d, 4)) for d in FILTER_STEPS if 0 < t0 + d < 1} | {DEFAULT_THRESHOLD})
+
+
+def choose_filtered_threshold(samples, t0: float, min_length: int) -> tuple[float, dict[str, float], dict[str, float]]:
+    """Step 2: among :func:`filter_candidates` of ``t0``, the threshold maximising the mean over
+    datasets of the F1 of ``drop_straight_lines(prob >= t, min_length)`` (ties: the one nearest
+    ``t0``); with each dataset's F1 there and at 0.5. ``samples``: (dataset, prob, gt) triples."""
+    from crackrender.straight_lines import drop_straight_lines
+
+    candidates = filter_candidates(t0)
+    counts: dict[str, np.ndarray] = {}
+    for name, prob, gt in samples:
+        gt = gt.astype(bool)
+        c = counts.setdefault(name, np.zeros((len(candidates), 3), np.int64))
+        for j, t in enumerate(candidates):
+            mask = drop_straight_lines(prob >= t, min_length)
+            c[j] += (int((mask & gt).sum()), int((mask & ~gt).sum()), int((~mask & gt).sum()))
+    if not counts:
+        raise InputError("no validation data to choose a threshold on")
+    f1 = {name: 2 * c[:, 0] / np.maximum(2 * c[:, 0] + c[:, 1] + c[:, 2], 1) for name, c in counts.items()}
+    mean = np.mean(list(f1.values()), axis=0)
+    best = np.flatnonzero(np.isclose(mean, mean.max(), rtol=0, atol=1e-12))
+    k = int(best[np.argmin(np.abs(np.asarray(candidates)[best] - t0))])
+    half = candidates.index(DEFAULT_THRESHOLD)
+    return candidates[k], {n: float(v[k]) for n, v in f1.items()}, {n: float(v[half]) for n, v in f1.items()}
+
+
 def model_threshold(info: dict, flips: int = 1, scales=(1.0,)) -> float:
     """The threshold a model file's info records for these test-time views
     (crackrender.test_time_views; ``calibrate`` with the same views), else its plain threshold, or
@@ -103,9 +148,10 @@ def check_threshold(value) -> float:
 
 def calibrate(model_path: str | os.PathLike | None, splits: list[tuple[Path, str]], out: str | os.PathLike,
               *, limit: int | None = None, device: str | None = None, progress: bool = True,
-              flips: int = 1, scales=(1.0,)) -> dict:
-    """Choose the threshold of a model file on ``splits`` ((dataset root, split) pairs) and write a
-    copy of the model with it in its info; returns what was chosen.
+              flips: int = 1, scales=(1.0,), straight_lines: int = DEFAULT_MIN_LENGTH) -> dict:
+    """Choose the threshold of a model file on ``splits`` ((dataset root, split) pairs) for
+    ``segment`` with this straight-line filter (0: off), and write a copy of the model with it in
+    its info; returns what was chosen.
 
     With test-time views (``flips``, ``scales``: crackrender.test_time_views) the threshold is
     chosen on the averaged probabilities and recorded for those views only (info
@@ -117,29 +163,54 @@ def calibrate(model_path: str | os.PathLike | None, splits: list[tuple[Path, str
     from crackrender.segment import Segmenter
     from crackrender.test_time_views import is_plain, views_label
 
-    seg = Segmenter.from_checkpoint(model_path, device=device, flips=flips, scales=scales)
+    from crackrender.straight_lines import check_min_length
+
+    min_length = check_min_length(straight_lines)
+    # the segmenter's own filter off: step 2 applies it at each threshold
+    seg = Segmenter.from_checkpoint(model_path, device=device, flips=flips, scales=scales, straight_lines=0)
     hists: dict[str, np.ndarray] = {}
-    for root, split in splits:
-        ds = CrackDataset(root, split)
-        index = range(len(ds)) if not limit or len(ds) <= limit else np.linspace(0, len(ds) - 1, limit).round().astype(int)
-        name = Path(root).name
-        hist = hists.setdefault(name, np.zeros((2, BINS), np.int64))
-        for i in tqdm(index, desc=f"{name}:{split}", disable=not progress, leave=False):
-            image, mask = ds.load(int(i))
-            hist += probability_histograms(seg(image).prob_float(), mask)  # float32 also for tiled images
-    threshold, f1 = choose_threshold(hists)
+    # step 2's probability maps wait on disk, not in memory: a val set may be any size
+    with tempfile.TemporaryDirectory(prefix="crackrender-calibrate-") as spill:
+        kept: list[tuple[str, Path]] = []
+        for root, split in splits:
+            ds = CrackDataset(root, split)
+            index = range(len(ds)) if not limit or len(ds) <= limit else np.linspace(0, len(ds) - 1, limit).round().astype(int)
+            name = Path(root).name
+            hist = hists.setdefault(name, np.zeros((2, BINS), np.int64))
+            for i in tqdm(index, desc=f"{name}:{split}", disable=not progress, leave=False):
+                image, mask = ds.load(int(i))
+                prob = seg(image).prob_float()  # float32 also for tiled images
+                hist += probability_histograms(prob, mask)
+                if min_length:
+                    kept.append((name, Path(spill) / f"{len(kept)}.npz"))
+                    np.savez(kept[-1][1], prob=prob.astype(np.float16), gt=mask.astype(bool))
+        t0, f1 = choose_threshold(hists)
+        chosen = {"threshold": t0, "threshold_rule": RULE, "threshold_val_f1": f1,
+                  "threshold_f1_at_0.5": {n: float(f1_by_threshold(h)[BINS // 2]) for n, h in hists.items()}}
+        if min_length:
+            # the whole image is filtered at once, where segment filters tile by tile: the same
+            # for val images within one tile (all of the six datasets')
+            steps = tqdm(_read_kept(kept), total=len(kept), desc="with the filter", disable=not progress, leave=False)
+            threshold, f1, at_half = choose_filtered_threshold(steps, t0, min_length)
+            chosen = {"threshold": threshold, "threshold_rule": FILTER_RULE, "threshold_val_f1": f1,
+                      "threshold_f1_at_0.5": at_half, "threshold_before_filter": t0,
+                      "threshold_straight_lines": min_length}
     info = {k: v for k, v in seg.info.items() if k != "half"}
-    chosen = {"threshold": threshold, "threshold_rule": RULE, "threshold_val_f1": f1,
-              "threshold_f1_at_0.5": {n: float(f1_by_threshold(h)[BINS // 2]) for n, h in hists.items()}}
+    threshold = chosen["threshold"]
     label = views_label(seg.flips, seg.scales)
     if is_plain(seg.flips, seg.scales):
         record = {**chosen, "threshold_splits": [f"{Path(r).name}:{s}" for r, s in splits]}
     else:  # the plain threshold stays; these views get their own
         record = {"view_thresholds": {**info.get("view_thresholds", {}), label: threshold},
-                  "view_thresholds_val_f1": {**info.get("view_thresholds_val_f1", {}), label: f1}}
+                  "view_thresholds_val_f1": {**info.get("view_thresholds_val_f1", {}), label: chosen["threshold_val_f1"]}}
     # the weights as the file holds them: the segmenter's copy is set up for inference (BatchNorm
     # folded), which no longer matches the architecture's state dict
     model, _ = load_model_and_info(seg.source, device="cpu")
     save_model(out, model, half=seg.info["half"], info={**info, **record})
     return {**chosen, "views": label}
 
+
+def _read_kept(kept: list[tuple[str, Path]]):
+    for name, path in kept:
+        with np.load(path) as z:
+            yield name, z["prob"], z["gt"]

@@ -40,7 +40,8 @@ def test_dry_run_runs_every_stage_and_returns_what_the_device_tool_can(tmp_path)
     results = json.loads((out / "results.json").read_text())
 
     models = ("pointrend-unet", "shipped", "cbprn-r50")
-    expected = {"env", "tests", "pack", "train-light", "train-paper", *(f"time-{m}-64x48" for m in models)}
+    expected = {"env", "tests", "pack", "synth", "train-light", "train-unet", "train-paper",
+                *(f"time-{m}-64x48" for m in models)}
     assert {k: v["status"] for k, v in results["stages"].items()} == dict.fromkeys(expected, "ok")
     assert results["run"]["mode"] == "dry-run" and results["env"]["torch"] == torch.__version__
     for model in models:
@@ -53,11 +54,14 @@ def test_dry_run_runs_every_stage_and_returns_what_the_device_tool_can(tmp_path)
     # a random-init CBPRN's heatmap sits near 0.5: every pixel is refined
     assert results["timing"]["cbprn-r50"]["64x48"]["fp16"]["refined_points"] == 64 * 48
     assert results["tests"]["failures"] == 0 and results["tests"]["errors"] == 0
-    for key in ("light", "paper"):
+    for key in ("light", "unet", "paper"):
         rec = results["train"][key]
         assert rec["global_step"] >= 1 and 0 <= rec["val"]["all"]["miou"] <= 1
         assert set(rec["val"]["per_dataset"]) >= {"cfd", "deepcrack537", "crack500"}
-        assert rec["weights"]["files"], rec["weights"]
+    # the light CBPRN and its UNet peer come back by default; the ResNet50 does not fit beside them
+    assert results["train"]["light"]["weights"]["files"] and results["train"]["unet"]["weights"]["files"]
+    assert results["train"]["unet"]["model"]["name"] == "unet"
+    assert "files" not in results["train"]["paper"].get("weights", {})
 
     # what comes back fits the device tool: 8 files, 16 MiB each, 64 MiB in all, plain names
     files = sorted(p for p in out.iterdir())
@@ -82,6 +86,7 @@ def test_dry_run_runs_every_stage_and_returns_what_the_device_tool_can(tmp_path)
     (["--train-minutes", "0"], "--train-minutes must be a positive number"),
     (["--budget-s", "ten"], "--budget-s must be whole seconds"),
     (["--frobnicate"], "unknown option --frobnicate"),
+    (["--return", "light,resnet"], "--return: unknown model resnet"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, args, message):
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_run.sh"), *args, "--out", str(tmp_path)],

@@ -7,7 +7,8 @@ import torch
 from conftest import TINY_CBPRN
 
 from crackrender.errors import InputError
-from crackrender.threshold import (choose_threshold, f1_by_threshold, model_threshold, probability_histograms)
+from crackrender.threshold import (choose_filtered_threshold, choose_threshold, f1_by_threshold, model_threshold,
+                                   probability_histograms)
 
 
 def _biased_maps(rng, shift, n=6, size=(40, 50)):
@@ -29,6 +30,36 @@ def test_threshold_maximises_mean_f1_over_datasets():
     assert 0.2 < t < 0.3, t
     assert f1["a"] > 0.9 and f1["b"] > 0.9
     assert f1_by_threshold(hists["a"])[100] < 0.5  # at 0.5 most of a's cracks would be lost
+
+
+def _joint_and_crack(size=(300, 400)):
+    """A wavy crack whose 3 px core is predicted 0.8 and its edges 0.5, beside a straight 5 px joint
+    at 0.6 that is background."""
+    import cv2
+
+    h, w = size
+    xs = np.arange(20, w - 20)
+    curve = np.stack([xs, (h // 2 + 60 * np.sin(xs / 25)).astype(int)], 1).reshape(-1, 1, 2).astype(np.int32)
+    full, core, joint = (np.zeros(size, np.uint8) for _ in range(3))
+    cv2.polylines(full, [curve], False, 1, thickness=5)
+    cv2.polylines(core, [curve], False, 1, thickness=3)
+    cv2.line(joint, (10, 30), (w - 10, 30), 1, thickness=5)
+    prob = np.full(size, 0.05)
+    prob[full > 0], prob[core > 0], prob[joint > 0] = 0.5, 0.8, 0.6
+    return prob, full > 0
+
+
+def test_threshold_is_chosen_for_what_segment_outputs_after_the_straight_line_filter():
+    prob, gt = _joint_and_crack()
+    # before the filter the joint costs more than the crack's edges: the rule keeps it out, and them
+    t0, f1 = choose_threshold({"a": probability_histograms(prob, gt)})
+    assert 0.6 < t0 <= 0.8 and f1["a"] < 0.9
+    # segment drops the joint whatever the threshold, so the edges can come in
+    t, f1, at_half = choose_filtered_threshold([("a", prob, gt)], t0, 200)
+    assert t <= 0.5 and f1["a"] > 0.99 and at_half["a"] > 0.99
+    # a filter too long to see the joint leaves the choice where it was
+    t, f1, _ = choose_filtered_threshold([("a", prob, gt)], t0, 1000)
+    assert t == pytest.approx(t0) and f1["a"] < 0.9
 
 
 def test_histograms_refuse_mismatched_sizes():
@@ -55,7 +86,11 @@ def test_calibrated_file_carries_its_threshold_and_segment_uses_it(tmp_path):
     record = calibrate(plain, [(data, "val")], tmp_path / "calibrated.safetensors", progress=False)
     _, _, info = read_checkpoint(tmp_path / "calibrated.safetensors")
     assert info["threshold"] == record["threshold"] and "mean" in info["threshold_rule"]
-    assert set(info["threshold_val_f1"]) == {"syn"}
+    assert "straight-line filter" in info["threshold_rule"] and info["threshold_straight_lines"] == 200
+    assert set(info["threshold_val_f1"]) == {"syn"} and 0 < info["threshold_before_filter"] < 1
+    assert abs(info["threshold"] - info["threshold_before_filter"]) <= 0.15 or info["threshold"] == 0.5
+    unfiltered = calibrate(plain, [(data, "val")], tmp_path / "unfiltered.safetensors", progress=False, straight_lines=0)
+    assert unfiltered["threshold"] == info["threshold_before_filter"] and "threshold_before_filter" not in unfiltered
 
     image = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     old = Segmenter.from_checkpoint(plain)
