@@ -4,10 +4,11 @@
 #   1. env      the machine, torch, CUDA, the GPU (a GPU run stops here without CUDA)
 #   2. tests    the suite's CUDA tests: tests with "cuda" in their name, in the files that mention it
 #   3. synth    the light model's synthetic sets, made on the device (benchmarks/gpu_synth.py)
-#      train    the light CBPRN, its plain UNet-ResNet18 peer (same data, schedule and minutes:
-#               issue 15's side by side) and the ResNet50 CBPRN, each --train-minutes from the data
-#               pack (configs/gpu_light.yaml, gpu_unet.yaml, gpu_paper.yaml), scored on the pack's val
-#               images; weights come back as float16 safetensors shards while they fit (--return order)
+#      train    the light CBPRN and its plain UNet-ResNet18 peer (same data, schedule and minutes:
+#               issue 15's side by side), with --models also the paper's ResNet50 CBPRN, each
+#               --train-minutes from the data pack (configs/gpu_light.yaml, gpu_unet.yaml,
+#               gpu_paper.yaml), scored on the pack's val images; weights come back as float16
+#               safetensors shards while they fit (--return order)
 #   4. timing   `segment` FPS and peak GPU memory at each size for the shipped model, the paper's
 #               ResNet50 CBPRN and PointRend-UNet (Table 3), fp16 and bf16 autocast (--compile adds
 #               torch.compile), one process per model and size
@@ -31,7 +32,9 @@ Options:
   --prepare              build .pack/ and .whl/ here and check what a device call would carry
   --out DIR              where results go (default: $OUT, else ./gpu-run-out)
   --budget-s N           whole run, in seconds (default 570; 900 for --dry-run)
-  --train-minutes M      training time of each model (default 1.5)
+  --train-minutes M      training time of each model (default 2)
+  --models "light,unet"  which to train (default light and its UNet peer; add paper for the
+                         ResNet50 CBPRN, at the cost of the others' minutes: the first run trained it)
   --sizes "WxH ..."      timing sizes (default "2048x1536 8192x6144"; dry run "64x48 96x64")
   --compile              also time torch.compile (fp16), at roughly twice each timing limit
   --return "light,unet"  whose weights come back, in this order, while they fit (default light and
@@ -40,8 +43,8 @@ Options:
 EOF
 }
 
-MODE=gpu BUDGET="" TRAIN_MIN=1.5 COMPILE=0 OUTDIR="${OUT:-}" RETURN="light,unet" SIZES=""
-MODELS=(light unet paper)
+MODE=gpu BUDGET="" TRAIN_MIN=2 COMPILE=0 OUTDIR="${OUT:-}" RETURN="light,unet" SIZES="" TRAIN_LIST="light,unet"
+KNOWN_MODELS=(light unet paper)
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) MODE=dry-run ;;
@@ -52,14 +55,20 @@ while [ $# -gt 0 ]; do
         --sizes) SIZES="${2:?--sizes needs sizes}"; shift ;;
         --compile) COMPILE=1 ;;
         --return) RETURN="${2?--return needs a list}"; shift ;;
+        --models) TRAIN_LIST="${2:?--models needs a list}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
 
+MODELS=()
+for key in ${TRAIN_LIST//,/ }; do
+    [[ " ${KNOWN_MODELS[*]} " == *" $key "* ]] || { echo "error: --models: unknown model $key (choose from ${KNOWN_MODELS[*]})" >&2; exit 2; }
+    [[ " ${MODELS[*]} " == *" $key "* ]] || MODELS+=("$key")
+done
 for key in ${RETURN//,/ }; do
-    [[ " ${MODELS[*]} " == *" $key "* ]] || { echo "error: --return: unknown model $key (choose from ${MODELS[*]})" >&2; exit 2; }
+    [[ " ${MODELS[*]} " == *" $key "* ]] || { echo "error: --return: $key is not trained (--models ${MODELS[*]})" >&2; exit 2; }
 done
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"

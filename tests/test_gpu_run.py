@@ -35,7 +35,8 @@ def test_dry_run_runs_every_stage_and_returns_what_the_device_tool_can(tmp_path)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_run.sh"), "--dry-run", "--out", str(out),
-                           "--sizes", "64x48"], capture_output=True, text=True, env=env, timeout=900)
+                           "--sizes", "64x48", "--models", "light,unet,paper"],
+                          capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
 
@@ -86,7 +87,8 @@ def test_dry_run_runs_every_stage_and_returns_what_the_device_tool_can(tmp_path)
     (["--train-minutes", "0"], "--train-minutes must be a positive number"),
     (["--budget-s", "ten"], "--budget-s must be whole seconds"),
     (["--frobnicate"], "unknown option --frobnicate"),
-    (["--return", "light,resnet"], "--return: unknown model resnet"),
+    (["--models", "light,resnet"], "--models: unknown model resnet"),
+    (["--return", "light,paper"], "--return: paper is not trained"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, args, message):
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_run.sh"), *args, "--out", str(tmp_path)],
