@@ -31,7 +31,7 @@ Options:
   --dry-run              the same stages on a CPU: synthetic pack, tiny sizes, two training steps
   --prepare              build .pack/ and .whl/ here and check what a device call would carry
   --out DIR              where results go (default: $OUT, else ./gpu-run-out)
-  --budget-s N           whole run, in seconds (default 570; 900 for --dry-run)
+  --budget-s N           whole run, in seconds (default 570; for --dry-run 420 + 240 a model)
   --train-minutes M      training time of each model (default 2)
   --models "light,unet"  which to train (default light and its UNet peer; add paper for the
                          ResNet50 CBPRN, at the cost of the others' minutes: the first run trained it)
@@ -114,7 +114,8 @@ export GPU_RUN_ACTIVE=1
 
 if [ "$MODE" = dry-run ]; then
     # two training steps, however long they take on a busy CPU; max_time only as a backstop
-    BUDGET="${BUDGET:-900}" SIZES="${SIZES:-64x48 96x64}" PACK="$WORK/pack" TRAIN_S=120
+    # the stages reserve 240 s for each model's training, so a dry run of more models gets more
+    BUDGET="${BUDGET:-$((420 + 240 * ${#MODELS[@]}))}" SIZES="${SIZES:-64x48 96x64}" PACK="$WORK/pack" TRAIN_S=120
     BENCH_ARGS=(--device cpu --threads 2 --warmup 0 --min-calls 1 --max-calls 1)
     TRAIN_ARGS=(--dry-run)
     TRAIN_EXTRA=120 TIME_CAP_SMALL=120 TIME_CAP_LARGE=120 SYNTH_N=3 SYNTH_SIZE=96x64

@@ -36,7 +36,7 @@ def test_dry_run_runs_every_stage_and_returns_what_the_device_tool_can(tmp_path)
     env = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_run.sh"), "--dry-run", "--out", str(out),
                            "--sizes", "64x48", "--models", "light,unet,paper"],
-                          capture_output=True, text=True, env=env, timeout=900)
+                          capture_output=True, text=True, env=env, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
 
