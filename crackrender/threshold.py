@@ -11,7 +11,8 @@ filter (crackrender.straight_lines) runs after the threshold and costs a pass pe
 2. with the filter on, the thresholds within 0.15 of that one (0.025 apart) and 0.5 are scored
    again with the filter applied, from the probability maps kept on disk meanwhile. The filter
    removes joints and paint edges that the first step had to threshold away, so the choice can
-   move (the v5 candidate: 0.335 before the filter, 0.40 after; docs/model.md).
+   move (the v5 candidate: 0.335 before the filter; 0.40 by benchmarks/view_sweep.py's
+   filter-aware sweep on a 0.02 grid; docs/model.md, "Tenth launch").
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from crackrender.errors import InputError
-from crackrender.straight_lines import DEFAULT_MIN_LENGTH
+from crackrender.straight_lines import DEFAULT_MIN_LENGTH, check_min_length
 
 BINS = 200  # thresholds on a 0.005 grid
 DEFAULT_THRESHOLD = 0.5
@@ -162,8 +163,6 @@ def calibrate(model_path: str | os.PathLike | None, splits: list[tuple[Path, str
     from crackrender.data.datasets import CrackDataset
     from crackrender.segment import Segmenter
     from crackrender.test_time_views import is_plain, views_label
-
-    from crackrender.straight_lines import check_min_length
 
     min_length = check_min_length(straight_lines)
     # the segmenter's own filter off: step 2 applies it at each threshold
