@@ -123,7 +123,6 @@ else
     BUDGET="${BUDGET:-570}" SIZES="${SIZES:-2048x1536 8192x6144}" PACK="$REPO/.pack"
     BENCH_ARGS=(--device cuda)
     TRAIN_ARGS=()
-    # Lightning's start, the model, validation at native size and the shards, beside max_time
     # Lightning's start, validation and the shards beside max_time: 18 s for the light model on an H200
     TRAIN_EXTRA=45 TIME_CAP_SMALL=60 TIME_CAP_LARGE=120 SYNTH_N=150 SYNTH_SIZE=512x512
 fi
@@ -226,8 +225,8 @@ train() {  # train KEY CONFIG RESERVE
 }
 # the models of --return train first, in its order, so their weights are written before the others'
 ORDER=()
-for key in ${RETURN//,/ } "${MODELS[@]}"; do
-    [[ " ${MODELS[*]} " == *" $key "* && " ${ORDER[*]} " != *" $key "* ]] && ORDER+=("$key")
+for key in ${RETURN//,/ } "${MODELS[@]}"; do  # --return names trained models only (checked above)
+    [[ " ${ORDER[*]} " == *" $key "* ]] || ORDER+=("$key")
 done
 for i in "${!ORDER[@]}"; do
     train "${ORDER[$i]}" "configs/gpu_${ORDER[$i]}.yaml" $(((${#ORDER[@]} - i - 1) * TRAIN_STAGE + TIMING_MIN))

@@ -76,12 +76,17 @@ def choose_threshold(hists: dict[str, np.ndarray]) -> tuple[float, dict[str, flo
     if not hists:
         raise InputError("no validation data to choose a threshold on")
     curves = {name: f1_by_threshold(h) for name, h in hists.items()}
-    mean = np.mean(list(curves.values()), axis=0)
-    bins = len(mean)
+    bins = len(next(iter(curves.values())))
     thresholds = np.arange(bins) / bins
-    best = np.flatnonzero(np.isclose(mean, mean.max(), rtol=0, atol=1e-12))
-    k = int(best[np.argmin(np.abs(thresholds[best] - 0.5))])
+    k = _best(curves, thresholds, DEFAULT_THRESHOLD)
     return float(thresholds[k]), {name: float(c[k]) for name, c in curves.items()}
+
+
+def _best(curves: dict[str, np.ndarray], thresholds: np.ndarray, prefer: float) -> int:
+    """Index of the threshold with the highest mean of the datasets' F1 curves (ties: nearest ``prefer``)."""
+    mean = np.mean(list(curves.values()), axis=0)
+    best = np.flatnonzero(np.isclose(mean, mean.max(), rtol=0, atol=1e-12))
+    return int(best[np.argmin(np.abs(np.asarray(thresholds)[best] - prefer))])
 
 
 def filter_candidates(t0: float) -> list[float]:
@@ -98,6 +103,7 @@ def choose_filtered_threshold(samples, t0: float, min_length: int) -> tuple[floa
     """Step 2: among :func:`filter_candidates` of ``t0``, the threshold maximising the mean over
     datasets of the F1 of ``drop_straight_lines(prob >= t, min_length)`` (ties: the one nearest
     ``t0``); with each dataset's F1 there and at 0.5. ``samples``: (dataset, prob, gt) triples."""
+    from crackrender.metrics.definitions import f1_curve
     from crackrender.straight_lines import drop_straight_lines
 
     candidates = filter_candidates(t0)
@@ -110,10 +116,8 @@ def choose_filtered_threshold(samples, t0: float, min_length: int) -> tuple[floa
             c[j] += (int((mask & gt).sum()), int((mask & ~gt).sum()), int((~mask & gt).sum()))
     if not counts:
         raise InputError("no validation data to choose a threshold on")
-    f1 = {name: 2 * c[:, 0] / np.maximum(2 * c[:, 0] + c[:, 1] + c[:, 2], 1) for name, c in counts.items()}
-    mean = np.mean(list(f1.values()), axis=0)
-    best = np.flatnonzero(np.isclose(mean, mean.max(), rtol=0, atol=1e-12))
-    k = int(best[np.argmin(np.abs(np.asarray(candidates)[best] - t0))])
+    f1 = {name: f1_curve(*c.T) for name, c in counts.items()}
+    k = _best(f1, np.asarray(candidates), t0)
     half = candidates.index(DEFAULT_THRESHOLD)
     return candidates[k], {n: float(v[k]) for n, v in f1.items()}, {n: float(v[half]) for n, v in f1.items()}
 
